@@ -1,0 +1,227 @@
+"""One video's multi-modal features and how a batch of them is padded (paper section 3.1, 4.3).
+
+The paper's model input is, per video, visual features X_v, acoustic features X_a and head
+movement features X_p. Here they travel together in `VideoFeatures`; `collate` zero-pads a list
+of them to a batch ("For missing sequence features, we use zero-padding", section 4.3) and
+carries masks so that padding never counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+AUDIO_RATE_HZ = 50.0
+"""HuBERT frame rate: one acoustic feature every 20 ms, counted from t = 0 (design notes 5)."""
+
+
+@dataclass
+class VideoFeatures:
+    """One video's features: visual and head on the sampled frames, audio at 50 Hz from t = 0."""
+
+    video_id: str
+    visual: np.ndarray
+    head: np.ndarray
+    times: np.ndarray
+    audio: np.ndarray
+    label: float
+    subject: str = ""
+    task: str = ""
+    split: str = ""
+    visual_valid: np.ndarray | None = None
+    head_valid: np.ndarray | None = None
+    audio_rate: float = AUDIO_RATE_HZ
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.visual = np.asarray(self.visual, dtype=np.float32)
+        self.head = np.asarray(self.head, dtype=np.float32)
+        self.audio = np.asarray(self.audio, dtype=np.float32)
+        self.times = np.asarray(self.times, dtype=np.float64)
+        steps = len(self.times)
+        if self.visual_valid is None:
+            self.visual_valid = np.ones(steps, dtype=bool)
+        if self.head_valid is None:
+            self.head_valid = np.ones(steps, dtype=bool)
+        self.visual_valid = np.asarray(self.visual_valid, dtype=bool)
+        self.head_valid = np.asarray(self.head_valid, dtype=bool)
+        self.validate()
+
+    def _fail(self, what: str) -> None:
+        raise ValueError(f"video {self.video_id!r}: {what}")
+
+    def validate(self) -> None:
+        """Check shapes, time order, finiteness and the label range; raise naming the video."""
+        steps = len(self.times)
+        if self.times.ndim != 1 or steps == 0:
+            self._fail(f"times must be a non-empty 1-d array, got shape {self.times.shape}")
+        if np.any(np.diff(self.times) <= 0):
+            self._fail("times must increase strictly")
+        for name in ("visual", "head", "audio"):
+            array = getattr(self, name)
+            if array.ndim != 2:
+                self._fail(f"{name} must be 2-d [steps, dims], got shape {array.shape}")
+            if not np.isfinite(array).all():
+                bad = int((~np.isfinite(array)).any(axis=1).sum())
+                self._fail(f"{name} holds NaN or Inf in {bad} rows")
+        for name in ("visual", "head", "visual_valid", "head_valid"):
+            if len(getattr(self, name)) != steps:
+                self._fail(f"{name} has {len(getattr(self, name))} rows but times has {steps}")
+        if len(self.audio) == 0:
+            self._fail("audio has no frames")
+        if not np.isfinite(self.label) or not 0 <= float(self.label) <= 63:
+            self._fail(f"label {self.label!r} is outside the BDI-II range 0..63")
+
+    @property
+    def num_steps(self) -> int:
+        """L, the number of sampled frames."""
+        return len(self.times)
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the audio track."""
+        return len(self.audio) / self.audio_rate
+
+    def save(self, path: str | Path) -> Path:
+        """Write to one .npz (no pickle), atomically: a temporary file, then a rename."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "extras"}
+        temporary = path.with_name(path.name + ".partial.npz")
+        np.savez(temporary, **arrays)
+        temporary.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VideoFeatures":
+        """Read a file written by `save`, refusing pickled objects."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                values = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable feature file ({error})") from error
+        for name in ("video_id", "subject", "task", "split"):
+            values[name] = str(values[name])
+        values["label"] = float(values["label"])
+        values["audio_rate"] = float(values["audio_rate"])
+        return cls(**values)
+
+
+@dataclass
+class Batch:
+    """A padded batch: tensors [B, L, ...] for the frame-rate modalities, [B, La, ...] for audio."""
+
+    visual: torch.Tensor
+    head: torch.Tensor
+    times: torch.Tensor
+    mask: torch.Tensor
+    visual_valid: torch.Tensor
+    head_valid: torch.Tensor
+    audio: torch.Tensor
+    audio_lengths: torch.Tensor
+    label: torch.Tensor
+    audio_rate: float
+    video_ids: list[str]
+
+    def to(self, device: torch.device | str) -> "Batch":
+        """Move every tensor to `device`."""
+        moved = {
+            f.name: getattr(self, f.name).to(device) if torch.is_tensor(getattr(self, f.name)) else getattr(self, f.name)
+            for f in fields(self)
+        }
+        return Batch(**moved)
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+
+def collate(videos: Sequence[VideoFeatures]) -> Batch:
+    """Zero-pad videos to the longest in the list; `mask` is True on real steps."""
+    if not videos:
+        raise ValueError("collate needs at least one video")
+    rates = {v.audio_rate for v in videos}
+    if len(rates) != 1:
+        raise ValueError(f"videos mix audio rates {sorted(rates)}")
+    size = len(videos)
+    steps = max(v.num_steps for v in videos)
+    audio_steps = max(len(v.audio) for v in videos)
+    first = videos[0]
+    visual = torch.zeros(size, steps, first.visual.shape[1])
+    head = torch.zeros(size, steps, first.head.shape[1])
+    audio = torch.zeros(size, audio_steps, first.audio.shape[1])
+    times = torch.zeros(size, steps, dtype=torch.float64)
+    mask = torch.zeros(size, steps, dtype=torch.bool)
+    visual_valid = torch.zeros(size, steps, dtype=torch.bool)
+    head_valid = torch.zeros(size, steps, dtype=torch.bool)
+    for row, video in enumerate(videos):
+        n = video.num_steps
+        visual[row, :n] = torch.from_numpy(video.visual)
+        head[row, :n] = torch.from_numpy(video.head)
+        audio[row, : len(video.audio)] = torch.from_numpy(video.audio)
+        times[row, :n] = torch.from_numpy(video.times)
+        mask[row, :n] = True
+        visual_valid[row, :n] = torch.from_numpy(video.visual_valid)
+        head_valid[row, :n] = torch.from_numpy(video.head_valid)
+    return Batch(
+        visual=visual,
+        head=head,
+        times=times,
+        mask=mask,
+        visual_valid=visual_valid,
+        head_valid=head_valid,
+        audio=audio,
+        audio_lengths=torch.tensor([len(v.audio) for v in videos]),
+        label=torch.tensor([float(v.label) for v in videos]),
+        audio_rate=rates.pop(),
+        video_ids=[v.video_id for v in videos],
+    )
+
+
+class Cohort(Sequence):
+    """Videos listed in `table` (one row per video, column `video_id` unique), loaded on access.
+
+    `table` also carries `subject`, `task`, `split` and `label`, so protocols can split and
+    group without loading features; `loader` turns one table row into `VideoFeatures`.
+    """
+
+    def __init__(self, table, loader: Callable, name: str = "cohort"):
+        duplicated = table["video_id"][table["video_id"].duplicated()]
+        if len(duplicated):
+            raise ValueError(f"{name}: video ids appear twice: {sorted(set(duplicated))[:5]}")
+        self.table = table.reset_index(drop=True)
+        self.loader = loader
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, index: int) -> VideoFeatures:
+        if isinstance(index, slice):
+            raise TypeError("use Cohort.subset to select several videos")
+        return self.loader(self.table.iloc[index])
+
+    def subset(self, split: str | None = None, task: str | None = None, video_ids=None) -> "Cohort":
+        """The videos of one split and/or task, or of the given ids, in table order."""
+        keep = np.ones(len(self.table), dtype=bool)
+        if split is not None:
+            keep &= (self.table["split"] == split).to_numpy()
+        if task is not None:
+            keep &= (self.table["task"] == task).to_numpy()
+        if video_ids is not None:
+            keep &= self.table["video_id"].isin(list(video_ids)).to_numpy()
+        return type(self).from_parts(self, self.table[keep])
+
+    @classmethod
+    def from_parts(cls, parent: "Cohort", table) -> "Cohort":
+        clone = cls.__new__(cls)
+        clone.__dict__.update(parent.__dict__)
+        clone.table = table.reset_index(drop=True)
+        return clone
+
+    def __repr__(self) -> str:
+        counts = self.table.groupby("split").size().to_dict() if "split" in self.table else {}
+        return f"{type(self).__name__}({self.name!r}, {len(self)} videos, {counts})"

@@ -1,0 +1,84 @@
+"""Figures shared by several chapters: attention over time, learning curves, predicted vs true."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .losses import CATEGORY_EDGES, CATEGORY_NAMES, bdi_category
+
+MODALITY_COLOURS = {"visual": "tab:blue", "audio": "tab:orange", "head": "tab:green"}
+CATEGORY_MARKERS = ("o", "^", "s", "D")
+CATEGORY_COLOURS = ("0.6", "tab:green", "goldenrod", "tab:blue")
+
+
+def attention_over_time(times: np.ndarray, modality_weights: np.ndarray, modalities, temporal_weights=None,
+                        informative: np.ndarray | None = None, title: str = ""):
+    """FAA weights per modality (stacked) and SEA's temporal weight over time; planted truth shaded."""
+    rows = 2 if temporal_weights is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 2.4 * rows), sharex=True, squeeze=False)
+    top = axes[0, 0]
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    if informative is not None:
+        for code, name in enumerate(("visual", "audio", "head")):
+            spans = informative == code
+            for t in times[spans]:
+                top.axvspan(t - step / 2, t + step / 2, color=MODALITY_COLOURS[name], alpha=0.15, lw=0)
+    top.stackplot(times, np.asarray(modality_weights).T, labels=list(modalities),
+                  colors=[MODALITY_COLOURS[m] for m in modalities], alpha=0.8)
+    top.set_ylabel("FAA weight")
+    top.set_ylim(0, 1)
+    top.legend(loc="upper right", fontsize=8, ncol=len(modalities))
+    top.set_title(title)
+    if temporal_weights is not None:
+        bottom = axes[1, 0]
+        bottom.plot(times, temporal_weights, color="black", lw=1)
+        bottom.set_ylabel("SEA weight")
+    axes[-1, 0].set_xlabel("time in the video (s)")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history: pd.DataFrame, best_epoch: int | None = None, baseline: dict | None = None):
+    """Training loss and Development MAE/RMSE per epoch."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    left.plot(history["epoch"], history["train_loss"], marker=".")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    right.plot(history["epoch"], history["dev_mae"], marker=".", label="Development MAE")
+    right.plot(history["epoch"], history["dev_rmse"], marker=".", label="Development RMSE")
+    if baseline:
+        right.axhline(baseline["mae"], color="tab:blue", ls=":", label="training-mean MAE")
+        right.axhline(baseline["rmse"], color="tab:orange", ls=":", label="training-mean RMSE")
+    if best_epoch is not None:
+        right.axvline(best_epoch, color="0.5", ls="--", label="selected epoch")
+    right.set_xlabel("epoch")
+    right.set_ylabel("BDI-II points")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_true(predictions: pd.DataFrame, ax=None, title: str = ""):
+    """Figure 4's scatter: one marker and colour per true BDI-II category, category outliers in red."""
+    ax = ax or plt.subplots(figsize=(4.8, 4.5))[1]
+    truth, pred = predictions["label"].to_numpy(float), predictions["pred"].to_numpy(float)
+    category = bdi_category(truth)
+    outlier = bdi_category(pred) != category
+    for code, name in enumerate(CATEGORY_NAMES):
+        keep = (category == code) & ~outlier
+        ax.scatter(truth[keep], pred[keep], marker=CATEGORY_MARKERS[code], c=CATEGORY_COLOURS[code],
+                   edgecolors="k", linewidths=0.4, s=30, label=name)
+    ax.scatter(truth[outlier], pred[outlier], marker="x", c="red", s=30, label=f"outlier ({int(outlier.sum())})")
+    for edge in CATEGORY_EDGES:
+        ax.axvline(edge, color="0.85", lw=0.8, zorder=0)
+        ax.axhline(edge, color="0.85", lw=0.8, zorder=0)
+    limit = max(truth.max(), pred.max(), 30) + 3
+    ax.plot([0, limit], [0, limit], color="0.5", lw=0.8, ls="--")
+    ax.set_xlim(-1, limit)
+    ax.set_ylim(-1, limit)
+    ax.set_xlabel("true BDI-II")
+    ax.set_ylabel("predicted BDI-II")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    return ax

@@ -1,0 +1,286 @@
+"""Training and evaluation (section 4.3): SGD with momentum 0.9 and weight decay 5e-4, lr 1e-3
+times 0.1 every 50 epochs, batch 16, DRLoss; the checkpoint is selected on Development and
+Testing is evaluated once (design notes 2). Profiles size the same recipe for tests (`smoke`),
+the book on 2 CPU cores (`demo`) and the paper (`paper`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import metrics
+from .data.container import VideoFeatures, collate
+from .device import autocast, pick_device
+from .losses import make_loss
+from .model import MDDR, MDDRConfig
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation recipe; defaults are the paper's (section 4.3)."""
+
+    num_epochs: int = 150
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_step: int = 50
+    lr_gamma: float = 0.1
+    batch: int = 16
+    loss: str = "drloss"
+    delta: float = 2.0
+    loss_weight: float = 0.1
+    huber_delta: float = 1.0
+    seed: int = 0
+    crop_steps: int | None = None
+    select_metric: str = "rmse"
+    device: str = "auto"
+    amp: bool = True
+    start_at_train_mean: bool = True
+
+
+PROFILES = {
+    "smoke": dict(
+        model=dict(audio_filters=(8, 16, 16), head_filters=16, num_layers=1, num_heads=2, ffn_dim=32,
+                   attention_hidden=8, head_hidden=8),
+        train=dict(num_epochs=2, lr=1e-2, lr_step=50, batch=8),
+    ),
+    "demo": dict(
+        model=dict(audio_filters=(32, 64, 64), head_filters=64, num_layers=2, num_heads=4, ffn_dim=128,
+                   attention_hidden=32, head_hidden=32),
+        train=dict(num_epochs=30, lr=1e-2, lr_step=20, batch=16),
+    ),
+    "paper": dict(model={}, train={}),
+}
+"""`paper` is the paper's recipe. `demo` keeps its structure (the three alignment networks, FAA,
+an encoder, temporal attention, SGD, a step schedule, DRLoss) at a width and length that train
+in seconds on 2 CPU cores, with a larger learning rate for the fewer epochs. `smoke` checks
+that everything runs."""
+
+
+def profile_configs(profile: str, feature_dims: dict | None = None, model_overrides: dict | None = None,
+                    train_overrides: dict | None = None) -> tuple[MDDRConfig, TrainConfig]:
+    """Model and training configs of a profile, with feature sizes from the data and overrides."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
+    model_args = {**PROFILES[profile]["model"], **(feature_dims or {}), **(model_overrides or {})}
+    train_args = {**PROFILES[profile]["train"], **(train_overrides or {})}
+    return MDDRConfig(**model_args), TrainConfig(**train_args)
+
+
+def feature_dims(video: VideoFeatures) -> dict:
+    """The `MDDRConfig` feature sizes that match a video."""
+    return {"visual_dim": video.visual.shape[1], "audio_dim": video.audio.shape[1], "head_dim": video.head.shape[1]}
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (every device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def random_crop(video: VideoFeatures, steps: int, rng: np.random.Generator) -> VideoFeatures:
+    """A random run of `steps` sampled frames with the audio of their time span (training only)."""
+    if video.num_steps <= steps:
+        return video
+    first = int(rng.integers(0, video.num_steps - steps + 1))
+    times = video.times[first:first + steps]
+    gap = float(np.median(np.diff(video.times)))
+    audio_start = max(int(np.floor((times[0] - gap / 2) * video.audio_rate)), 0)
+    audio_end = min(int(np.ceil((times[-1] + gap / 2) * video.audio_rate)), len(video.audio))
+    return replace(
+        video, times=times - audio_start / video.audio_rate,
+        visual=video.visual[first:first + steps], head=video.head[first:first + steps],
+        visual_valid=video.visual_valid[first:first + steps], head_valid=video.head_valid[first:first + steps],
+        audio=video.audio[audio_start:max(audio_end, audio_start + 1)],
+    )
+
+
+class _Cropped(torch.utils.data.Dataset):
+    def __init__(self, videos: Sequence[VideoFeatures], steps: int, seed: int):
+        self.videos, self.steps, self.rng = videos, steps, np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> VideoFeatures:
+        return random_crop(self.videos[index], self.steps, self.rng)
+
+
+def loader(videos: Sequence[VideoFeatures], batch: int, shuffle: bool = False, seed: int = 0,
+           crop_steps: int | None = None) -> DataLoader:
+    """Batches of padded videos; shuffled by a seeded generator when training."""
+    dataset = _Cropped(videos, crop_steps, seed) if crop_steps else videos
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch, shuffle=shuffle, collate_fn=collate, generator=generator)
+
+
+@torch.inference_mode()
+def predict(model: MDDR, videos: Sequence[VideoFeatures], batch: int = 16, device: str | torch.device = "auto",
+            amp: bool = True, progress: bool = False) -> pd.DataFrame:
+    """One row per video: ids, split, task, label and the model's score (clamped to [0, 63])."""
+    device = pick_device(device) if isinstance(device, str) else device
+    model = model.to(device).eval()
+    rows = []
+    for padded in tqdm(loader(videos, batch), desc="predict", leave=False, disable=not progress):
+        with autocast(device, amp):
+            scores = model(padded.to(device)).float().cpu().numpy()
+        rows += [dict(video_id=v, label=float(y), pred=float(p))
+                 for v, y, p in zip(padded.video_ids, padded.label.tolist(), scores)]
+    table = pd.DataFrame(rows)
+    meta = pd.DataFrame([dict(video_id=v.video_id, subject=v.subject, task=v.task, split=v.split) for v in videos]) \
+        if not hasattr(videos, "table") else videos.table[["video_id", "subject", "task", "split"]]
+    return meta.merge(table, on="video_id", how="right")
+
+
+def score(predictions: pd.DataFrame) -> dict:
+    """MAE and RMSE over all rows of a `predict` table."""
+    return {"mae": metrics.mae(predictions["pred"], predictions["label"]),
+            "rmse": metrics.rmse(predictions["pred"], predictions["label"])}
+
+
+@dataclass
+class TrainResult:
+    """What `fit` returns: the model at its best Development epoch and the history."""
+
+    model: MDDR
+    history: pd.DataFrame
+    best_epoch: int
+    best_dev: dict
+    checkpoint: Path | None
+
+
+def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence[VideoFeatures],
+        config: TrainConfig, checkpoint: str | Path | None = None, progress: bool = True,
+        data_key: str = "") -> TrainResult:
+    """Train on `train_videos`, evaluate Development every epoch, keep the best epoch's weights."""
+    set_seed(config.seed)
+    device = pick_device(config.device)
+    model = model.to(device)
+    if config.start_at_train_mean:
+        model.init_output_bias(float(np.mean(_labels(train_videos))))
+    criterion = make_loss(config.loss, config.delta, config.loss_weight, config.huber_delta)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    batches = loader(train_videos, config.batch, shuffle=True, seed=config.seed, crop_steps=config.crop_steps)
+    history, best, best_state = [], None, None
+    bar = tqdm(range(1, config.num_epochs + 1), desc="epochs", disable=not progress)
+    for epoch in bar:
+        model.train()
+        total, count = 0.0, 0
+        for padded in batches:
+            padded = padded.to(device)
+            with autocast(device, config.amp):
+                loss = criterion(model(padded).float(), padded.label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item() * len(padded), count + len(padded)
+        lr = schedule.get_last_lr()[0]
+        schedule.step()
+        dev = score(predict(model, dev_videos, config.batch, device, config.amp))
+        history.append(dict(epoch=epoch, lr=lr, train_loss=total / count, dev_mae=dev["mae"], dev_rmse=dev["rmse"]))
+        if best is None or dev[config.select_metric] < best[1][config.select_metric]:
+            best = (epoch, dev)
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{total / count:.2f}", dev_mae=f"{dev['mae']:.2f}")
+    model.load_state_dict(best_state)
+    result = TrainResult(model=model.eval(), history=pd.DataFrame(history), best_epoch=best[0], best_dev=best[1],
+                         checkpoint=None)
+    if checkpoint:
+        result.checkpoint = save_checkpoint(model, checkpoint, _run_meta(config, result, data_key))
+    return result
+
+
+def _run_meta(config: TrainConfig, result: TrainResult | None, data_key: str) -> dict:
+    meta = {"train": asdict(config), "data": data_key}
+    if result is not None:
+        meta.update(best_epoch=result.best_epoch, best_dev=result.best_dev, history=result.history.to_dict("list"))
+    return meta
+
+
+def train_or_load(model_config: MDDRConfig, config: TrainConfig, train_videos: Sequence[VideoFeatures],
+                  dev_videos: Sequence[VideoFeatures], checkpoint: str | Path, data_key: str = "",
+                  progress: bool = True) -> TrainResult:
+    """`fit`, unless `checkpoint` holds a run with the same model config, recipe and `data_key`."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.exists():
+        meta = read_checkpoint_meta(checkpoint)
+        wanted = json.loads(json.dumps(_run_meta(config, None, data_key), default=str))
+        if meta["config"] == model_config.to_dict() and all(meta["meta"].get(k) == v for k, v in wanted.items()):
+            run = meta["meta"]
+            return TrainResult(model=load_checkpoint(checkpoint), history=pd.DataFrame(run["history"]),
+                               best_epoch=run["best_epoch"], best_dev=run["best_dev"], checkpoint=checkpoint)
+    return fit(MDDR(model_config), train_videos, dev_videos, config, checkpoint, progress, data_key)
+
+
+def _labels(videos: Sequence[VideoFeatures]) -> np.ndarray:
+    if hasattr(videos, "table"):
+        return videos.table["label"].to_numpy(dtype=float)
+    return np.array([v.label for v in videos], dtype=float)
+
+
+def save_checkpoint(model: MDDR, path: str | Path, meta: dict | None = None) -> Path:
+    """Weights as safetensors with the model config (and `meta`) as JSON metadata, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".partial")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(temporary), metadata={"config": json.dumps(model.config.to_dict()),
+                                                "meta": json.dumps(meta or {}, default=str)})
+    temporary.replace(path)
+    return path
+
+
+def read_checkpoint_meta(path: str | Path) -> dict:
+    """The model config and run metadata stored in a checkpoint, without loading its weights."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable MDDR checkpoint ({error})") from error
+    if "config" not in metadata:
+        raise ValueError(f"{path}: checkpoint has no model config in its metadata")
+    return {"config": json.loads(metadata["config"]), "meta": json.loads(metadata.get("meta", "{}"))}
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> MDDR:
+    """The model saved by `save_checkpoint`, in eval mode."""
+    model = MDDR(MDDRConfig(**read_checkpoint_meta(path)["config"]))
+    model.load_state_dict(load_file(str(path), device=str(device)))
+    return model.to(device).eval()
+
+
+def cohort_key(cohort) -> str:
+    """A string that changes whenever the cohort's content would: its description, or its ids and labels."""
+    if hasattr(cohort, "describe"):
+        return json.dumps(cohort.describe(), sort_keys=True, default=str)
+    return json.dumps([(v.video_id, v.label) for v in cohort])
+
+
+def run_model(cohort, profile: str, seed: int, data_dir: str | Path, model_overrides: dict | None = None,
+              train_overrides: dict | None = None, progress: bool = True) -> TrainResult:
+    """Train MDDR on the cohort's Training split, selected on Development, as `profile` sizes it;
+    reuse the checkpoint under `data_dir/checkpoints` when the same run was done before."""
+    train, dev = cohort.subset(split="Training"), cohort.subset(split="Development")
+    model_config, config = profile_configs(profile, feature_dims(train[0]), model_overrides,
+                                           {"seed": seed, **(train_overrides or {})})
+    key = cohort_key(cohort)
+    run_id = hashlib.sha1(json.dumps([model_config.to_dict(), asdict(config), key], default=str).encode()).hexdigest()[:12]
+    checkpoint = Path(data_dir) / "checkpoints" / f"mddr_{profile}_{run_id}.safetensors"
+    return train_or_load(model_config, config, train, dev, checkpoint, data_key=key, progress=progress)

@@ -61,7 +61,9 @@ def main() -> int:
             continue
         started = time.time()
         print(f"[book] {stem} ({args.profile})", flush=True)
-        papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(ROOT / "notebooks"),
+        accepted = papermill.inspect_notebook(str(source))
+        papermill.execute_notebook(str(source), str(target), cwd=str(ROOT / "notebooks"),
+                                   parameters={k: v for k, v in parameters.items() if k in accepted},
                                    kernel_name="python3", progress_bar=False)
         print(f"[book] {stem}: {time.time() - started:.0f} s", flush=True)
     for name in BOOK_FILES:

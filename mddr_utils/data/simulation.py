@@ -52,9 +52,9 @@ class SimulationSettings:
     latent_dim: int = 8
     segments: tuple[int, int] = (3, 8)
     modality_probabilities: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)
-    severity_gain: float = 1.0
+    severity_gain: float = 2.0
     distractor_scale: float = 1.0
-    cue_strength: float = 1.5
+    cue_strength: float = 3.0
     relation_share: float = 0.3
     relation_gain: float = 1.5
     relation_level_scale: float = 2.0

@@ -35,6 +35,7 @@ class MDDRConfig:
     num_heads: int = 8
     ffn_dim: int = 2048
     dropout: float = 0.1
+    attention_dropout: float = 0.1
     attention_hidden: int = 128
     head_hidden: int = 128
     modalities: tuple[str, ...] = MODALITIES
@@ -201,7 +202,7 @@ class EncoderBlock(nn.Module):
     def __init__(self, config: MDDRConfig):
         super().__init__()
         dim = config.model_dim
-        self.attention = nn.MultiheadAttention(dim, config.num_heads, dropout=config.dropout, batch_first=True)
+        self.attention = nn.MultiheadAttention(dim, config.num_heads, dropout=config.attention_dropout, batch_first=True)
         self.feed_forward = nn.Sequential(
             nn.Linear(dim, config.ffn_dim), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.ffn_dim, dim)
         )

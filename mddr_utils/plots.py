@@ -14,27 +14,31 @@ CATEGORY_COLOURS = ("0.6", "tab:green", "goldenrod", "tab:blue")
 
 def attention_over_time(times: np.ndarray, modality_weights: np.ndarray, modalities, temporal_weights=None,
                         informative: np.ndarray | None = None, title: str = ""):
-    """FAA weights per modality (stacked) and SEA's temporal weight over time; planted truth shaded."""
-    rows = 2 if temporal_weights is not None else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 2.4 * rows), sharex=True, squeeze=False)
-    top = axes[0, 0]
+    """FAA weights per modality (stacked), SEA's temporal weight, and the planted truth as a strip."""
+    panels = (["planted"] if informative is not None else []) + ["faa"] + (["sea"] if temporal_weights is not None else [])
+    heights = {"planted": 0.35, "faa": 1.0, "sea": 1.0}
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.6 + 1.8 * sum(heights[p] for p in panels)), sharex=True,
+                             gridspec_kw={"height_ratios": [heights[p] for p in panels]}, squeeze=False)
+    axes = dict(zip(panels, axes[:, 0]))
     step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     if informative is not None:
+        strip = axes["planted"]
         for code, name in enumerate(("visual", "audio", "head")):
-            spans = informative == code
-            for t in times[spans]:
-                top.axvspan(t - step / 2, t + step / 2, color=MODALITY_COLOURS[name], alpha=0.15, lw=0)
-    top.stackplot(times, np.asarray(modality_weights).T, labels=list(modalities),
-                  colors=[MODALITY_COLOURS[m] for m in modalities], alpha=0.8)
-    top.set_ylabel("FAA weight")
-    top.set_ylim(0, 1)
-    top.legend(loc="upper right", fontsize=8, ncol=len(modalities))
-    top.set_title(title)
+            for t in times[np.asarray(informative) == code]:
+                strip.axvspan(t - step / 2, t + step / 2, color=MODALITY_COLOURS[name], lw=0)
+        strip.set_yticks([])
+        strip.set_ylabel("planted", rotation=0, ha="right", va="center")
+    faa = axes["faa"]
+    faa.stackplot(times, np.asarray(modality_weights).T, labels=list(modalities),
+                  colors=[MODALITY_COLOURS[m] for m in modalities], alpha=0.85)
+    faa.set_ylabel("FAA weight")
+    faa.set_ylim(0, 1)
+    faa.legend(loc="upper right", fontsize=8, ncol=len(modalities), framealpha=0.9)
+    axes[panels[0]].set_title(title)
     if temporal_weights is not None:
-        bottom = axes[1, 0]
-        bottom.plot(times, temporal_weights, color="black", lw=1)
-        bottom.set_ylabel("SEA weight")
-    axes[-1, 0].set_xlabel("time in the video (s)")
+        axes["sea"].plot(times, temporal_weights, color="black", lw=1)
+        axes["sea"].set_ylabel("SEA weight")
+    axes[panels[-1]].set_xlabel("time in the video (s)")
     fig.tight_layout()
     return fig
 

@@ -129,6 +129,11 @@ def loader(videos: Sequence[VideoFeatures], batch: int, shuffle: bool = False, s
     return DataLoader(dataset, batch_size=batch, shuffle=shuffle, collate_fn=collate, generator=generator)
 
 
+def _quiet(progress: bool) -> dict:
+    """tqdm arguments: off when not wanted, else left to tqdm (so TQDM_DISABLE=1 still silences it)."""
+    return {} if progress else {"disable": True}
+
+
 @torch.inference_mode()
 def predict(model: MDDR, videos: Sequence[VideoFeatures], batch: int = 16, device: str | torch.device = "auto",
             amp: bool = True, progress: bool = False) -> pd.DataFrame:
@@ -136,7 +141,7 @@ def predict(model: MDDR, videos: Sequence[VideoFeatures], batch: int = 16, devic
     device = pick_device(device) if isinstance(device, str) else device
     model = model.to(device).eval()
     rows = []
-    for padded in tqdm(loader(videos, batch), desc="predict", leave=False, disable=not progress):
+    for padded in tqdm(loader(videos, batch), desc="predict", leave=False, **_quiet(progress)):
         with autocast(device, amp):
             scores = model(padded.to(device)).float().cpu().numpy()
         rows += [dict(video_id=v, label=float(y), pred=float(p))
@@ -179,7 +184,7 @@ def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     batches = loader(train_videos, config.batch, shuffle=True, seed=config.seed, crop_steps=config.crop_steps)
     history, best, best_state = [], None, None
-    bar = tqdm(range(1, config.num_epochs + 1), desc="epochs", disable=not progress)
+    bar = tqdm(range(1, config.num_epochs + 1), desc="epochs", **_quiet(progress))
     for epoch in bar:
         model.train()
         total, count = 0.0, 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .data.container import Cohort
+from .data.demo_cohort import DEMO_COHORT_PROFILES
 from .data.simulation import make_simulation_cohort
 
 SIMULATION_PROFILES = {
@@ -45,11 +46,6 @@ def check_dataset(dataset: str, data_root: str | Path | None) -> None:
     if dataset.startswith("avec") and (data_root is None or not Path(data_root).is_dir()):
         raise FileNotFoundError(f"{dataset}: data_root {data_root!r} is not a folder; see 'Reproduce on AVEC'")
 
-DEMO_COHORT_PROFILES = {
-    "smoke": dict(recordings_per_split=1, seconds=4.0),
-    "demo": dict(recordings_per_split=6, seconds=15.0),
-    "paper": dict(recordings_per_split=6, seconds=15.0),
-}
 DEMO_EXTRACTION = dict(visual_weights="none", hubert="random", offline=True)
 """No pretrained weights can be had offline: the demo cohort's features come from a randomly
 initialised ResNet-50 and HuBERT (seeded). They exercise the pipeline; they are not the paper's."""

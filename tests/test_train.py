@@ -60,16 +60,3 @@ def test_random_crop_keeps_audio_aligned():
     # The crop's audio still starts half a step before its first frame, in the original's clock.
     assert crop.audio[0, 0] == pytest.approx(first_step - 0.5, abs=0.021)
     assert crop.times[0] == pytest.approx(0.5, abs=0.021)
-
-
-def test_training_beats_the_training_mean():
-    """A demo-sized MDDR, trained briefly on the compact simulation cohort, must clearly beat the
-    predict-the-training-mean baseline on Testing: the planted signal is learnable."""
-    cohort = sources.simulation_cohort("demo", seed=0)
-    model_config, config = profile_configs("demo", {"visual_dim": 128, "audio_dim": 64, "head_dim": 12},
-                                           train_overrides={"num_epochs": 12})
-    run = fit(MDDR(model_config), cohort.subset(split="Training"), cohort.subset(split="Development"), config,
-              progress=False)
-    test = predict(run.model, cohort.subset(split="Testing"))
-    train_mean = cohort.subset(split="Training").table["label"].mean()
-    assert score(test)["mae"] < 0.8 * score(test.assign(pred=train_mean))["mae"]

@@ -1,0 +1,602 @@
+"""Multi-modal feature pre-extraction for a cohort, into the feature cache (paper sections 3.2, 4.3).
+
+Section 3.2: "the Multi-modal features pre-extraction module extracts three modal features
+from given video: visual features X_v, acoustic features X_a and Head movement features X_p".
+Per video of an index table (`index_avec2014`, `index_avec2013`, `make_demo_cohort`):
+
+    frames, sampled (keep of every `every`) -> MTCNN face crop 224x224 -> ResNet-50 -> X_v [L, 2048]
+                                            -> head pose + gaze (built-in or OpenFace CSV) -> X_p [L, 12]
+    audio, 16 kHz mono (audio_path, or the video's own track) -> HuBERT -> X_a [La, 1024] at 50 Hz
+
+`extract_features` writes each video's modalities to the cache (`cache.FeatureCache`), skips
+what is already current for the configuration, writes the manifest and returns a `Cohort` of
+`VideoFeatures` read from the cache; `load_feature_cohort` reads without extracting.
+
+Scale-out: under `torchrun --nproc_per_node N` (or any launcher that sets WORLD_SIZE, RANK)
+each process takes a disjoint share of the videos (every N-th, after sorting by file size so
+that shares weigh about the same), the processes exchange their reports (gloo), and rank 0
+writes the manifest; all of them return the cohort. The command line:
+
+    python -m mddr_utils.features.pipeline --index index.csv --cache features/avec2014 \\
+        --visual-weights affectnet --affectnet-checkpoint resnet50_affectnet.pth
+    torchrun --standalone --nproc_per_node 2 -m mddr_utils.features.pipeline --index ... --cache ...
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import sys
+import warnings
+from dataclasses import asdict, dataclass, fields
+from functools import cached_property, partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..data.container import AUDIO_RATE_HZ, Cohort, VideoFeatures
+from ..device import autocast_dtype, pick_device
+from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder
+from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
+from .faces import FaceCropper, NoFaceError
+from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
+from .video import frame_layout, load_audio, sample_frames
+from .visual import VISUAL_DIM, VISUAL_WEIGHTS, VisualEncoder, file_sha256
+
+INDEX_REQUIRED = ("video_id", "video_path", "label")
+TABLE_COLUMNS = ("video_id", "subject", "session", "task", "split", "label", "video_path", "audio_path")
+HEAD_SOURCES = ("builtin", "openface")
+
+
+class ExtractionError(RuntimeError):
+    """Feature extraction failed for one or more videos; the message names each video and file."""
+
+
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """Every setting of feature pre-extraction; the defaults are the paper's (AVEC2014 sampling).
+
+    keep/every: frames kept per `every` frames (section 4.3: AVEC2014 4 of 100, AVEC2013 1 of 100).
+    crop_size, face_*: the face crop (faces.FaceCropper).
+    visual_weights: "affectnet" (with `affectnet_checkpoint`), "imagenet", "imagenet_v1" or "none".
+    hubert: a hub id, a local folder, or "random"/"random-large" (NOT pretrained; acoustic.py).
+    hubert_layer: -1 for the model's output, k for transformer layer k; hubert_normalize: per-utterance
+    zero mean, unit variance (True for HuBERT-large; False for models such as HuBERT-base).
+    head_source: "builtin" (mediapipe + solvePnP) or "openface" (CSVs in `openface_dir`,
+    matched by `openface_match` = "frame" or "timestamp").
+    precision: "auto" (bfloat16 autocast where the device supports it) or "float32".
+    offline: never download weights (ImageNet, HuBERT); use only caches and local files.
+    on_error: "raise" stops at the first failing video; "skip" records failures in the
+    manifest and leaves those videos out of the cohort.
+    """
+
+    keep: int = 4
+    every: int = 100
+    crop_size: int = 224
+    face_margin: float = 0.2
+    face_detect_max_side: int = 320
+    face_min_fraction: float = 0.15
+    face_min_confidence: float = 0.9
+    visual_weights: str = "affectnet"
+    affectnet_checkpoint: str | None = None
+    hubert: str = HUBERT_LARGE
+    hubert_layer: int = -1
+    hubert_normalize: bool = True
+    hubert_chunk_seconds: float = 30.0
+    hubert_context_seconds: float = 5.0
+    head_source: str = "builtin"
+    openface_dir: str | None = None
+    openface_match: str = "frame"
+    head_min_confidence: float = 0.5
+    device: str = "auto"
+    precision: str = "auto"
+    frame_batch_size: int = 32
+    seed: int = 0
+    offline: bool = False
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.keep <= self.every:
+            raise ValueError(f"need 1 <= keep <= every, got keep={self.keep}, every={self.every}")
+        if self.visual_weights not in VISUAL_WEIGHTS:
+            raise ValueError(f"visual_weights must be one of {VISUAL_WEIGHTS}, got {self.visual_weights!r}")
+        if self.visual_weights == "affectnet" and not self.affectnet_checkpoint:
+            raise ValueError("visual_weights='affectnet' needs affectnet_checkpoint (a ResNet-50 state dict "
+                             "trained on AffectNet); otherwise choose 'imagenet' or 'none'")
+        if self.head_source not in HEAD_SOURCES:
+            raise ValueError(f"head_source must be one of {HEAD_SOURCES}, got {self.head_source!r}")
+        if self.head_source == "openface" and not self.openface_dir:
+            raise ValueError("head_source='openface' needs openface_dir, the folder of OpenFace's CSVs")
+        if self.openface_match not in ("frame", "timestamp"):
+            raise ValueError(f"openface_match must be 'frame' or 'timestamp', got {self.openface_match!r}")
+        if self.precision not in ("auto", "float32"):
+            raise ValueError(f"precision must be 'auto' or 'float32', got {self.precision!r}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        if self.hubert_chunk_seconds <= 0 or self.hubert_context_seconds < 0:
+            raise ValueError("hubert_chunk_seconds must be positive and hubert_context_seconds non-negative")
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides) -> "ExtractionConfig":
+        """The paper's sampling for a dataset (AVEC2013: 1 of every 100 frames; AVEC2014 and demo: 4 of 100)."""
+        sampling = {"avec2013": dict(keep=1, every=100), "avec2014": dict(keep=4, every=100),
+                    "demo": dict(keep=4, every=100)}
+        if dataset not in sampling:
+            raise ValueError(f"dataset must be one of {sorted(sampling)}, got {dataset!r}")
+        return cls(**{**sampling[dataset], **overrides})
+
+    def modality_settings(self) -> dict[str, dict]:
+        """What each modality's features depend on, including the identity of the weights."""
+        sampling = {"keep": self.keep, "every": self.every}
+        visual = {"sampling": sampling, "crop_size": self.crop_size, "face_margin": self.face_margin,
+                  "face_detect_max_side": self.face_detect_max_side, "face_min_fraction": self.face_min_fraction,
+                  "face_min_confidence": self.face_min_confidence, "weights": self._visual_weights_identity(),
+                  "precision": self.precision}
+        audio = {"hubert": self._hubert_identity(), "layer": self.hubert_layer, "normalize": self.hubert_normalize,
+                 "chunk_seconds": self.hubert_chunk_seconds, "context_seconds": self.hubert_context_seconds,
+                 "sample_rate": SAMPLE_RATE, "precision": self.precision}
+        if self.head_source == "builtin":
+            head = {"sampling": sampling, "source": HeadPoseGazeEstimator.name,
+                    "min_detection_confidence": self.head_min_confidence}
+        else:
+            head = {"sampling": sampling, "source": "openface", "match": self.openface_match}
+        return {"visual": visual, "audio": audio, "head": head}
+
+    def _visual_weights_identity(self) -> str:
+        if self.visual_weights == "affectnet":
+            return f"affectnet:sha256={file_sha256(self.affectnet_checkpoint)}"
+        if self.visual_weights == "none":
+            return f"random:seed={self.seed}"
+        return f"torchvision:{self.visual_weights}"
+
+    def _hubert_identity(self) -> str:
+        if self.hubert in RANDOM_SOURCES:
+            return f"{self.hubert}:seed={self.seed}"
+        folder = Path(self.hubert).expanduser()
+        if folder.is_dir():
+            digest = hashlib.sha256()
+            for file in sorted(folder.iterdir()):
+                if file.is_file():
+                    digest.update(f"{file.name}:{file.stat().st_size}".encode())
+            config_file = folder / "config.json"
+            if config_file.is_file():
+                digest.update(config_file.read_bytes())
+            return f"folder:{folder.name}:{digest.hexdigest()[:16]}"
+        return f"hub:{self.hubert}"
+
+
+def _settings_hashes(settings: dict[str, dict]) -> dict[str, str]:
+    return {modality: settings_hash(value) for modality, value in settings.items()}
+
+
+def _distributed_setup() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, False
+    # Shares can take hours apart on long recordings; the default 30-minute wait would abort them.
+    dist.init_process_group(backend="gloo", timeout=datetime.timedelta(hours=48))
+    return dist.get_rank(), dist.get_world_size(), True
+
+
+def _gather(value, world: int) -> list:
+    if world == 1:
+        return [value]
+    import torch.distributed as dist
+
+    gathered = [None] * world
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _extraction_device(preference: str, world: int) -> torch.device:
+    device = pick_device(preference)
+    if device.type == "cuda" and world > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _prepare_index(index: pd.DataFrame) -> pd.DataFrame:
+    missing = [column for column in INDEX_REQUIRED if column not in index.columns]
+    if missing:
+        raise ValueError(f"the index lacks the columns {missing}; it needs {list(INDEX_REQUIRED)}")
+    if len(index) == 0:
+        raise ValueError("the index lists no videos")
+    table = index.copy().reset_index(drop=True)
+    for column in TABLE_COLUMNS:
+        if column not in table.columns:
+            table[column] = ""
+    table["video_id"] = table["video_id"].astype(str)
+    table["audio_path"] = table["audio_path"].fillna("").astype(str)
+    table["video_path"] = table["video_path"].astype(str)
+    duplicated = table[table["video_id"].duplicated(keep=False)]
+    if len(duplicated):
+        listing = "; ".join(f"{row.video_id}: {row.video_path}" for row in duplicated.itertuples())
+        raise ValueError(f"video ids must be unique, these appear more than once: {listing}")
+    for video_id in table["video_id"]:
+        check_video_id(video_id)
+    return table
+
+
+def _missing_inputs(row) -> list[str]:
+    paths = [row.video_path] + ([row.audio_path] if row.audio_path else [])
+    return [path for path in paths if not Path(path).is_file()]
+
+
+class _Extractors:
+    """The models, built on first use so that a run with nothing to do loads none of them."""
+
+    def __init__(self, config: ExtractionConfig, device: torch.device, rank: int = 0):
+        self.config = config
+        self.device = device
+        self.rank = rank
+
+    @cached_property
+    def cropper(self) -> FaceCropper:
+        c = self.config
+        return FaceCropper(crop_size=c.crop_size, margin=c.face_margin, detect_max_side=c.face_detect_max_side,
+                           min_face_fraction=c.face_min_fraction, min_confidence=c.face_min_confidence,
+                           device=self.device)
+
+    @cached_property
+    def visual(self) -> VisualEncoder:
+        c = self.config
+        return VisualEncoder(c.visual_weights, c.affectnet_checkpoint, device=str(self.device),
+                             batch_size=c.frame_batch_size, precision=c.precision, seed=c.seed, offline=c.offline)
+
+    @cached_property
+    def hubert(self) -> HubertEncoder:
+        c = self.config
+        return HubertEncoder(c.hubert, layer=c.hubert_layer, chunk_seconds=c.hubert_chunk_seconds,
+                             context_seconds=c.hubert_context_seconds, device=str(self.device),
+                             precision=c.precision, seed=c.seed, offline=c.offline, normalize=c.hubert_normalize)
+
+    @cached_property
+    def head(self) -> HeadPoseGazeEstimator:
+        return HeadPoseGazeEstimator(min_detection_confidence=self.config.head_min_confidence)
+
+    def close(self) -> None:
+        if "head" in self.__dict__:
+            self.head.close()
+
+
+def _provenance(modality: str, video_id: str, extractor: str, weights: str, settings: dict, config_hash: str,
+                inputs: list, tools: _Extractors, summary: dict) -> dict:
+    # Only the two networks run under autocast; face detection, face mesh and solvePnP stay float32.
+    reduced = autocast_dtype(tools.device) if tools.config.precision == "auto" and modality != "head" else None
+    return {"modality": modality, "video_id": video_id, "extractor": extractor, "weights": weights,
+            "settings": settings, "config_hash": config_hash, "inputs": inputs, "summary": summary,
+            "computed_in": str(reduced).replace("torch.", "") if reduced is not None else "float32",
+            "device": str(tools.device), "process": tools.rank, "mddr_utils": __version__,
+            "torch": torch.__version__, "created": utc_now()}
+
+
+class _VideoJob:
+    """Extract whatever is not current for one video, then write it to the cache.
+
+    Everything is computed before anything is written, so a video that fails in any modality
+    leaves the cache as it was.
+    """
+
+    def __init__(self, row, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
+                 tools: _Extractors):
+        self.row, self.cache, self.config = row, cache, config
+        self.settings, self.hashes, self.tools = settings, hashes, tools
+        self.video_id = row.video_id
+        self.video_path = Path(row.video_path)
+        self.audio_path = Path(row.audio_path) if row.audio_path else self.video_path
+        self.openface_csv = (find_openface_csv(config.openface_dir, self.video_path, self.video_id)
+                             if config.head_source == "openface" else None)
+        self.inputs = {"visual": input_signature([self.video_path]), "audio": input_signature([self.audio_path]),
+                       "head": input_signature([self.video_path] + ([self.openface_csv] if self.openface_csv else []))}
+        self.results: dict[str, tuple[dict, str, str, dict]] = {}
+
+    def stale(self) -> list[str]:
+        """The modalities whose cache file is missing or made with other settings or inputs."""
+        return [m for m in MODALITIES if not self.cache.is_current(m, self.video_id, self.hashes[m], self.inputs[m])]
+
+    def run(self) -> None:
+        """Check the cheap things first (the video's frames, the OpenFace CSV, the audio), then compute, then write."""
+        stale = self.stale()
+        need_pixels_for_head = "head" in stale and self.config.head_source == "builtin"
+        decode = "visual" in stale or need_pixels_for_head
+        if decode:
+            frame_layout(self.video_path)
+        openface_table = None
+        if "head" in stale and self.config.head_source == "openface":
+            openface_table = read_openface_csv(self.openface_csv)
+        if "audio" in stale:
+            self._audio()
+        sampled = self._frames(visual="visual" in stale, head=need_pixels_for_head) if decode else None
+        if openface_table is not None:
+            if sampled is None:
+                arrays, _ = self.cache.read("visual", self.video_id)
+                sampled = {"frame_index": arrays["frame_index"], "times": arrays["times"]}
+            self._openface_head(openface_table, sampled)
+        for modality, (arrays, extractor, weights, summary) in self.results.items():
+            provenance = _provenance(modality, self.video_id, extractor, weights, self.settings[modality],
+                                     self.hashes[modality], self.inputs[modality], self.tools, summary)
+            self.cache.write(modality, self.video_id, arrays, provenance)
+
+    def _keep(self, modality: str, arrays: dict, extractor: str, weights: str, summary: dict) -> None:
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise ValueError(f"{modality} features of {self.video_path} hold NaN or Inf (array {name!r}); "
+                                 f"nothing was written")
+        self.results[modality] = (arrays, extractor, weights, summary)
+
+    def _frames(self, visual: bool, head: bool) -> dict:
+        c = self.config
+        indices, times, batch = [], [], []
+        parts = {"visual": [], "found": [], "boxes": [], "scores": [], "head": [], "head_valid": []}
+
+        def flush():
+            if not batch:
+                return
+            if visual:
+                crops = self.tools.cropper(batch)
+                features = np.zeros((len(batch), VISUAL_DIM), dtype=np.float32)
+                if crops.found.any():
+                    features[crops.found] = self.tools.visual.encode(crops.crops[crops.found])
+                parts["visual"].append(features)
+                parts["found"].append(crops.found)
+                parts["boxes"].append(crops.boxes)
+                parts["scores"].append(crops.scores)
+            if head:
+                values, valid = self.tools.head(batch)
+                parts["head"].append(values)
+                parts["head_valid"].append(valid)
+            batch.clear()
+
+        frame_size = None
+        for frame_index, seconds, rgb in sample_frames(self.video_path, keep=c.keep, every=c.every):
+            indices.append(frame_index)
+            times.append(seconds)
+            batch.append(rgb)
+            frame_size = rgb.shape[:2]
+            if len(batch) == c.frame_batch_size:
+                flush()
+        flush()
+        if not indices:
+            raise ValueError(f"{self.video_path}: no frames could be decoded")
+        sampled = {"frame_index": np.asarray(indices, dtype=np.int64), "times": np.asarray(times, dtype=np.float64)}
+        if visual:
+            found = np.concatenate(parts["found"])
+            if not found.any():
+                raise NoFaceError(f"{self.video_path}: no face found in any of its {len(found)} sampled frames")
+            self._check_timeline("head", sampled)
+            self._keep("visual", {**sampled, "visual": np.concatenate(parts["visual"]), "visual_valid": found,
+                                  "face_boxes": np.concatenate(parts["boxes"]),
+                                  "face_scores": np.concatenate(parts["scores"]),
+                                  "frame_size": np.asarray(frame_size, dtype=np.int64)},
+                       extractor="mtcnn(facenet-pytorch)+resnet50(torchvision)", weights=self.tools.visual.weights_id,
+                       summary={"frames": len(found), "with_face": int(found.sum())})
+        if head:
+            valid = np.concatenate(parts["head_valid"])
+            self._check_timeline("visual", sampled)
+            self._keep("head", {**sampled, "head": np.concatenate(parts["head"]), "head_valid": valid},
+                       extractor=HeadPoseGazeEstimator.name, weights="mediapipe face mesh + iris (bundled)",
+                       summary={"frames": len(valid), "valid": int(valid.sum())})
+        return sampled
+
+    def _check_timeline(self, other: str, sampled: dict) -> None:
+        """A modality rewritten alone must sit on the frames the other one already uses."""
+        if other in self.results or not self.cache.is_current(other, self.video_id, self.hashes[other],
+                                                              self.inputs[other]):
+            return
+        arrays, _ = self.cache.read(other, self.video_id)
+        if not np.array_equal(arrays["frame_index"], sampled["frame_index"]):
+            raise ValueError(f"{self.video_path}: the sampled frames differ from those of the cached {other} features")
+
+    def _openface_head(self, table: pd.DataFrame, sampled: dict) -> None:
+        values, valid = match_openface(table, sampled["frame_index"], sampled["times"],
+                                       by=self.config.openface_match, source=str(self.openface_csv))
+        self._keep("head", {**sampled, "head": values, "head_valid": valid}, extractor="openface-csv",
+                   weights=self.openface_csv.name, summary={"frames": len(valid), "valid": int(valid.sum())})
+
+    def _audio(self) -> None:
+        waveform = load_audio(self.audio_path, sample_rate=SAMPLE_RATE)
+        features = self.tools.hubert.encode(waveform, SAMPLE_RATE)
+        self._keep("audio", {"audio": features, "num_samples": np.int64(len(waveform))},
+                   extractor="hubert(transformers)", weights=self.tools.hubert.source_id,
+                   summary={"frames": len(features), "seconds": round(len(waveform) / SAMPLE_RATE, 3)})
+
+
+def _describe_failure(row, error: BaseException) -> str:
+    return f"video {row.video_id!r} ({row.video_path}): {type(error).__name__}: {error}"
+
+
+def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionConfig,
+                     progress: bool = True) -> Cohort:
+    """Extract every modality not yet current in the cache, write the manifest, return the cohort.
+
+    Runs unchanged under torchrun: each process takes a disjoint share of the videos and rank 0
+    writes the manifest after all have finished.
+    """
+    from tqdm.auto import tqdm
+
+    table = _prepare_index(index)
+    cache = FeatureCache(cache_dir)
+    settings = config.modality_settings()
+    hashes = _settings_hashes(settings)
+    rank, world, started_group = _distributed_setup()
+    try:
+        sizes = [Path(path).stat().st_size if Path(path).is_file() else 0 for path in table["video_path"]]
+        order = sorted(range(len(table)), key=lambda i: (-sizes[i], table["video_id"][i]))
+        share = table.iloc[order[rank::world]]
+        tools = _Extractors(config, _extraction_device(config.device, world), rank)
+        failures: dict[str, str] = {}
+        first_error: BaseException | None = None
+        bar = tqdm(share.itertuples(index=False), total=len(share), desc="features", unit="video",
+                   disable=not progress or rank != 0)
+        try:
+            for row in bar:
+                bar.set_postfix_str(row.video_id)
+                try:
+                    missing = _missing_inputs(row)
+                    if missing:
+                        raise FileNotFoundError(f"{', '.join(missing)}: no such file")
+                    _VideoJob(row, cache, config, settings, hashes, tools).run()
+                except Exception as error:
+                    failures[row.video_id] = _describe_failure(row, error)
+                    if config.on_error == "raise":
+                        first_error = error
+                        break
+        finally:
+            bar.close()
+            tools.close()
+        all_failures = {key: value for part in _gather(failures, world) for key, value in part.items()}
+        if rank == 0:
+            _write_manifest(cache, table, config, settings, hashes, all_failures, world)
+        _barrier(world)
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if all_failures and config.on_error == "raise":
+        message = "feature extraction failed: " + "; ".join(all_failures.values())
+        raise ExtractionError(message) from first_error
+    if all_failures:
+        warnings.warn(f"{len(all_failures)} videos failed and are left out: " + "; ".join(all_failures.values()),
+                      stacklevel=2)
+    return load_feature_cohort(cache_dir, config)
+
+
+def _write_manifest(cache: FeatureCache, table: pd.DataFrame, config: ExtractionConfig, settings: dict,
+                    hashes: dict, failures: dict[str, str], world: int) -> None:
+    videos = []
+    for row in table.itertuples(index=False):
+        entry = {column: getattr(row, column) for column in TABLE_COLUMNS}
+        entry["label"] = float(entry["label"]) if pd.notna(entry["label"]) and entry["label"] != "" else None
+        for modality in MODALITIES:
+            provenance = cache.provenance(modality, row.video_id)
+            current = provenance is not None and provenance.get("config_hash") == hashes[modality]
+            entry[modality] = provenance["summary"] if current else None
+        if row.video_id in failures:
+            entry["failed"] = failures[row.video_id]
+        videos.append(entry)
+    cache.write_manifest({"updated": utc_now(), "mddr_utils": __version__, "torch": torch.__version__,
+                          "processes": world, "config": asdict(config), "settings": settings,
+                          "config_hashes": hashes, "videos": videos})
+
+
+def assemble_video(cache: FeatureCache, row) -> VideoFeatures:
+    """One video's VideoFeatures from its three cache files and its table row (label, subject, ...)."""
+    video_id = row["video_id"]
+    visual, _ = cache.read("visual", video_id)
+    head, _ = cache.read("head", video_id)
+    audio, _ = cache.read("audio", video_id)
+    if not np.array_equal(visual["frame_index"], head["frame_index"]):
+        raise ValueError(f"video {video_id!r}: visual and head features sit on different frames in {cache.root}")
+    return VideoFeatures(video_id=video_id, visual=visual["visual"], head=head["head"], times=visual["times"],
+                         audio=audio["audio"], label=float(row["label"]), subject=str(row["subject"]),
+                         task=str(row["task"]), split=str(row["split"]), visual_valid=visual["visual_valid"],
+                         head_valid=head["head_valid"], audio_rate=AUDIO_RATE_HZ)
+
+
+def load_feature_cohort(cache_dir: str | Path, config: ExtractionConfig | None = None) -> Cohort:
+    """The cohort stored in a cache, checked against `config` (default: the configuration it was made with)."""
+    cache = FeatureCache(cache_dir)
+    manifest = cache.read_manifest()
+    if config is None:
+        hashes = manifest["config_hashes"]
+    else:
+        hashes = _settings_hashes(config.modality_settings())
+    entries = [entry for entry in manifest["videos"] if not entry.get("failed")]
+    table = pd.DataFrame(entries, columns=list(TABLE_COLUMNS))
+    stale = [f"{video_id}/{modality}" for video_id in table["video_id"] for modality in MODALITIES
+             if not cache.is_current(modality, video_id, hashes[modality])]
+    if stale:
+        raise ValueError(f"{cache.root}: {len(stale)} feature files are missing or were made with other settings "
+                         f"({', '.join(stale[:6])}{', ...' if len(stale) > 6 else ''}); run extract_features")
+    return Cohort(table, partial(assemble_video, cache), name=f"features:{cache.root.name}")
+
+
+def extraction_report(cache_dir: str | Path) -> pd.DataFrame:
+    """Per video: sampled frames, frames with a face, frames with head pose, audio frames and seconds."""
+    manifest = FeatureCache(cache_dir).read_manifest()
+    rows = []
+    for entry in manifest["videos"]:
+        visual, head, audio = entry.get("visual") or {}, entry.get("head") or {}, entry.get("audio") or {}
+        frames, with_face = visual.get("frames"), visual.get("with_face")
+        rows.append({"video_id": entry["video_id"], "split": entry["split"], "task": entry["task"],
+                     "label": entry["label"], "frames": frames, "with_face": with_face,
+                     "without_face": frames - with_face if visual else None, "head_valid": head.get("valid"),
+                     "audio_frames": audio.get("frames"), "audio_seconds": audio.get("seconds"),
+                     "failed": entry.get("failed", "")})
+    return pd.DataFrame(rows)
+
+
+def face_crops_preview(video_path: str | Path, config: ExtractionConfig, count: int = 8):
+    """(times [n], FaceCrops) of the first `count` sampled frames of a video, for figures."""
+    cropper = FaceCropper(crop_size=config.crop_size, margin=config.face_margin,
+                          detect_max_side=config.face_detect_max_side, min_face_fraction=config.face_min_fraction,
+                          min_confidence=config.face_min_confidence)
+    times, frames = [], []
+    for _, seconds, rgb in sample_frames(video_path, keep=config.keep, every=config.every):
+        times.append(seconds)
+        frames.append(rgb)
+        if len(frames) == count:
+            break
+    return np.asarray(times), cropper(frames)
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mddr_utils.features.pipeline",
+                                     description="Extract MDDR's visual, acoustic and head features into a cache.")
+    parser.add_argument("--index", required=True, type=Path,
+                        help="CSV with video_id, video_path, label (and subject, task, split, audio_path)")
+    parser.add_argument("--cache", required=True, type=Path, help="the feature cache folder")
+    parser.add_argument("--dataset", choices=("avec2014", "avec2013", "demo"), default="avec2014",
+                        help="sets the paper's frame sampling for the dataset (overridden by --keep/--every)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for option in fields(ExtractionConfig):
+        flag = "--" + option.name.replace("_", "-")
+        if option.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default {option.default!r}")
+        else:
+            kind = {"int": int, "float": float}.get(str(option.type), str)
+            parser.add_argument(flag, type=kind, default=None, help=f"default {option.default!r}")
+    return parser
+
+
+def read_index_csv(path: str | Path) -> pd.DataFrame:
+    """An index table saved as CSV (e.g. index_avec2014(root).to_csv(path, index=False))."""
+    text_columns = {name: str for name in ("video_id", "subject", "session", "task", "split", "video_path",
+                                           "audio_path", "recording", "label_path")}
+    return pd.read_csv(path, dtype=text_columns, keep_default_na=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: extract features for an index CSV into a cache (also under torchrun)."""
+    arguments = _argument_parser().parse_args(argv)
+    overrides = {option.name: getattr(arguments, option.name) for option in fields(ExtractionConfig)
+                 if getattr(arguments, option.name) is not None}
+    config = ExtractionConfig.for_dataset(arguments.dataset, **overrides)
+    cohort = extract_features(read_index_csv(arguments.index), arguments.cache, config,
+                              progress=not arguments.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{len(cohort)} videos in {arguments.cache} ({cohort})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ Speed: audio seconds processed per second of wall time by HubertEncoder, float32
 autocast, for HuBERT-large's layout with random weights ("random-large", 24 layers, 1024-d) and
 for the book's offline "random" source (the same layout with 4 layers).
 
-Memory: peak resident memory (ru_maxrss) of a fresh process that reads a WAV file with
+Memory: peak resident memory (VmHWM) of a fresh process that reads a WAV file with
 load_audio and encodes it in 30 s chunks with 5 s of context, for 1 minute and for 25 minutes of
 audio (AVEC2013's length). Each measurement runs in its own subprocess, so neither sees the
 other's allocations. The features themselves grow with the recording (25 min at 50 Hz x 1024
@@ -33,7 +33,7 @@ from mddr_utils.features.acoustic import SAMPLE_RATE, HubertEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURE_RSS = """
-import json, resource, sys, time
+import json, sys, time
 import torch
 from mddr_utils.features.acoustic import HubertEncoder
 from mddr_utils.features.video import load_audio
@@ -42,8 +42,9 @@ encoder = HubertEncoder(source, chunk_seconds=30.0, context_seconds=5.0, device=
 started = time.perf_counter()
 features = encoder.encode(load_audio(path))
 seconds = time.perf_counter() - started
-print(json.dumps({"frames": len(features), "seconds": seconds,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent process across fork and exec.
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"frames": len(features), "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
 """
 
 
@@ -103,17 +104,13 @@ def main() -> None:
     parser.add_argument("--rss-model", default="random-large", choices=("random-large", "random"),
                         help="the model of the memory measurement")
     parser.add_argument("--quick", action="store_true", help="shorter audio and fewer repeats")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     arguments = parser.parse_args()
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
     seconds, repeats = (10.0, 1) if arguments.quick else (30.0, 2)
     print(f"bench_hubert  {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
-
-    print(f"\nSpeed on {seconds:.0f} s of audio (one 30 s chunk), best of {repeats}")
-    for source in ("random-large", "random"):
-        for name, precision in (("float32", "float32"), ("bfloat16", "auto")):
-            rate, build = audio_seconds_per_second(source, precision, seconds, repeats)
-            print(f"  {source:12s} {name:8s}: {rate:6.2f} audio s per s ({1 / rate:.3f} s per audio second); "
-                  f"model built in {build:.1f} s")
 
     print(f"\nPeak RSS of load_audio + chunked encoding (30 s chunks, 5 s context, bfloat16), {arguments.rss_model}")
     with tempfile.TemporaryDirectory() as folder:
@@ -124,6 +121,13 @@ def main() -> None:
     ratio = results[25]["peak_rss_mb"] / results[1]["peak_rss_mb"]
     print(f"  25 min / 1 min = {ratio:.2f}x (features alone grow by {74999 * 1024 * 4 / 2**20:.0f} MB, "
           f"the waveform by {25 * 60 * SAMPLE_RATE * 4 / 2**20:.0f} MB)")
+    print(f"\nSpeed on {seconds:.0f} s of audio (one 30 s chunk), best of {repeats}")
+    for source in ("random-large", "random"):
+        for name, precision in (("float32", "float32"), ("bfloat16", "auto")):
+            rate, build = audio_seconds_per_second(source, precision, seconds, repeats)
+            print(f"  {source:12s} {name:8s}: {rate:6.2f} audio s per s ({1 / rate:.3f} s per audio second); "
+                  f"model built in {build:.1f} s")
+
     print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

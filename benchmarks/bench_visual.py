@@ -145,7 +145,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=ROOT / "data" / "bench_videos")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter videos")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     arguments = parser.parse_args()
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
     repeats = 2 if arguments.quick else 4
     seconds = 20.0 if arguments.quick else 60.0
     print(f"bench_visual  {datetime.datetime.now().isoformat(timespec='seconds')}")

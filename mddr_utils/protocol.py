@@ -326,6 +326,9 @@ def _train_and_select(family: str, cohort, profile: str, seed: int, data_dir, mo
                       train_config: training.TrainConfig, progress: bool):
     """Fit on Training with the epoch chosen on Development; Testing is not touched here."""
     train, dev = cohort.subset(split="Training"), cohort.subset(split="Development")
+    # `fit` seeds its own shuffling, but the model is built before it is called: seeding here makes
+    # the initial weights a function of the seed, not of whatever ran earlier in the process.
+    training.set_seed(seed)
     if family == MDDR_FAMILY:
         return training.run_model(cohort, profile, seed, data_dir, model_overrides, train_overrides, progress)
     model = make_baseline(family, training.feature_dims(train[0]), profile)

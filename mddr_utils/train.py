@@ -231,6 +231,7 @@ def train_or_load(model_config: MDDRConfig, config: TrainConfig, train_videos: S
             run = meta["meta"]
             return TrainResult(model=load_checkpoint(checkpoint), history=pd.DataFrame(run["history"]),
                                best_epoch=run["best_epoch"], best_dev=run["best_dev"], checkpoint=checkpoint)
+    set_seed(config.seed)  # the initial weights, built before `fit` seeds, must depend on the seed alone
     return fit(MDDR(model_config), train_videos, dev_videos, config, checkpoint, progress, data_key)
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-from mddr_utils.features.acoustic import (RANDOM_LAYERS, HubertEncoder, chunk_plan, hubert_frame_count,
+from mddr_utils.features.acoustic import (RANDOM_LAYERS, ChannelsLastFeatureEncoder, HubertEncoder, chunk_plan,
+                                          frame_log_energy, hubert_frame_count,
                                           hubert_frame_receptive_field, load_hubert, normalize_waveform,
                                           random_hubert_config)
 
@@ -73,6 +74,15 @@ def test_chunked_run_is_aligned_and_close_to_one_pass(tiny_model, waveform):
     assert np.abs(chunked - whole)[boundaries].max() < np.abs(blind - whole)[boundaries].max()
 
 
+def test_frame_log_energy_reads_each_frames_window():
+    samples = np.zeros(16000, np.float32)
+    samples[3200:3600] = 0.5  # exactly the window of frame 10
+    energy = frame_log_energy(samples)
+    assert len(energy) == hubert_frame_count(16000)
+    assert energy[10] == pytest.approx(np.log(0.25), abs=1e-6)
+    assert energy[12] < -20  # silence
+
+
 def test_chunk_plan_covers_every_frame_once():
     plan = chunk_plan(num_frames=257, chunk_frames=100, context_frames=30)
     kept = np.concatenate([np.arange(first, end) for _, _, first, end in plan])
@@ -83,12 +93,20 @@ def test_chunk_plan_covers_every_frame_once():
 @pytest.mark.parametrize("layer", [0, 1, 2, 3])
 def test_hidden_layer_is_selectable(tiny_model, waveform, layer):
     expected = one_pass(tiny_model, waveform[:32000], output_hidden_states=True).hidden_states[layer][0].numpy()
-    model = HubertModel(tiny_config())
-    model.load_state_dict(tiny_model.state_dict())
-    features = encoder(model, layer=layer).encode(waveform[:32000])
-    assert np.allclose(features, expected, atol=1e-4)
-    if layer < 3:
-        assert len(model.encoder.layers) == max(layer, 1)  # layers above the chosen one are not run
+    hubert = encoder(tiny_model, layer=layer)
+    assert np.allclose(hubert.encode(waveform[:32000]), expected, atol=1e-4)
+    assert len(hubert.model.encoder.layers) == max(layer, 1)  # layers above the chosen one are not run
+    assert len(tiny_model.encoder.layers) == 3  # the given model is not modified
+
+
+def test_channels_last_front_end_computes_the_same_function(tiny_model, waveform):
+    samples = torch.from_numpy(waveform[:20000])[None]
+    faster = ChannelsLastFeatureEncoder(tiny_model.feature_extractor)
+    with torch.inference_mode():
+        expected = tiny_model.feature_extractor(samples)
+        assert torch.allclose(faster(samples), expected, atol=1e-5)
+    group_normed = HubertModel(HubertConfig(**{**tiny_config().to_dict(), "feat_extract_norm": "group"}))
+    assert not ChannelsLastFeatureEncoder.applies_to(group_normed.feature_extractor)
 
 
 def test_wrong_inputs_are_refused(tiny_model, waveform):

@@ -1,54 +1,61 @@
 """The directions the simulation cohort was built to show (design notes 8), checked by the tables' protocol.
 
 The smoke notebooks are too small to show any direction, so these tests make their own protocol
-run: the compact simulation cohort (`simulation_cohort("demo")`), the demo model, fewer epochs
-than the book (RUN below), two seeds; every row is saved and read back as the notebooks do. The
-assertions are on the mean Testing MAE over the seeds, with the margins given beside each; the
-margins are well inside the gaps measured when the tests were written (in the module's report
-`DIRECTIONS` lists them), so a failure means the mechanism stopped working, not bad luck.
+run, saved and read back as the notebooks' are: the compact simulation cohort
+(`simulation_cohort("demo")`) with the demo profile's model and recipe, i.e. the book's own
+Tables 1, 3 and 4 restricted to fewer seeds. Seed 0 serves every row; Table 4's rows, whose
+gaps are the smallest, also get seed 1 and are compared on the mean of both. Gaps measured
+when these tests were written (mean Testing MAE, BDI-II points): v+a+p 5.17 (seed 0) against
+v 6.27, a 6.49, p 6.37, mean pooling 7.55 and the training mean 8.44; over seeds 0-1, v+a+p
+5.09 against SEA only 7.22 and FAA only 5.32. FAA only is the closest: that comparison is
+strict without a margin, every other one has a margin well inside its measured gap.
 """
 import pytest
 
 from mddr_utils import protocol, sources
 
-RUN = dict(profile="demo", seeds=(0, 1), train_overrides={"num_epochs": 15, "lr_step": 10})
+EVERY_ROW, TABLE4 = (0,), (0, 1)
 ROWS = {
-    "v+a+p": dict(model_overrides={"modalities": ("visual", "audio", "head")}),
-    "v": dict(model_overrides={"modalities": ("visual",)}),
-    "a": dict(model_overrides={"modalities": ("audio",)}),
-    "p": dict(model_overrides={"modalities": ("head",)}),
-    "FAA only": dict(model_overrides={"use_sea": False}),
-    "SEA only": dict(model_overrides={"use_faa": False}),
-    "mean pooling + MLP": dict(family="mean pooling + MLP"),
-    "training mean": dict(family="training mean"),
+    "v+a+p": (dict(model_overrides={"modalities": ("visual", "audio", "head")}), TABLE4),
+    "v": (dict(model_overrides={"modalities": ("visual",)}), EVERY_ROW),
+    "a": (dict(model_overrides={"modalities": ("audio",)}), EVERY_ROW),
+    "p": (dict(model_overrides={"modalities": ("head",)}), EVERY_ROW),
+    "FAA only": (dict(model_overrides={"use_sea": False}), TABLE4),
+    "SEA only": (dict(model_overrides={"use_faa": False}), TABLE4),
+    "mean pooling + MLP": (dict(family="mean pooling + MLP"), EVERY_ROW),
+    "training mean": (dict(family="training mean"), EVERY_ROW),
 }
 
 
 @pytest.fixture(scope="module")
-def mae(tmp_path_factory):
-    """Mean Testing MAE over the seeds of every row, read back from the saved results."""
+def per_seed(tmp_path_factory):
+    """Testing MAE of every row and seed, as the protocol saved it."""
     folder = tmp_path_factory.mktemp("directions")
     cohort = protocol.in_memory(sources.simulation_cohort("demo", seed=0))
-    results = [protocol.run_variant(cohort, name, RUN["profile"], RUN["seeds"], folder / "data", folder / "results",
-                                    train_overrides=RUN["train_overrides"], dataset_label="direction tests",
-                                    progress=False, **how)
-               for name, how in ROWS.items()]
-    summary = protocol.summarise(results)
-    saved = {result.name: protocol.summarise([result]) for result in results}
-    assert all(saved[name].loc[name, "mae"] == summary.loc[name, "mae"] for name in ROWS)
-    return summary["mae"].to_dict()
+    results = {name: protocol.run_variant(cohort, name, "demo", seeds, folder / "data", folder / "results",
+                                          dataset_label="direction tests", progress=False, **how)
+               for name, (how, seeds) in ROWS.items()}
+    return {name: result.per_seed.set_index("seed")["mae"] for name, result in results.items()}
+
+
+def _mae(per_seed, name, seeds):
+    return float(per_seed[name].loc[list(seeds)].mean())
 
 
 @pytest.mark.parametrize("single", ["v", "a", "p"])
-def test_table3_all_modalities_beat_each_alone(mae, single):
-    assert mae["v+a+p"] < mae[single] - 0.3, mae
+def test_table3_all_modalities_beat_each_alone(per_seed, single):
+    assert _mae(per_seed, "v+a+p", EVERY_ROW) < _mae(per_seed, single, EVERY_ROW) - 0.3, per_seed
 
 
-@pytest.mark.parametrize("ablated", ["FAA only", "SEA only"])
-def test_table4_both_attentions_beat_each_alone(mae, ablated):
-    assert mae["v+a+p"] < mae[ablated] - 0.1, mae
+def test_table4_both_attentions_beat_sea_alone(per_seed):
+    assert _mae(per_seed, "v+a+p", TABLE4) < _mae(per_seed, "SEA only", TABLE4) - 0.5, per_seed
 
 
-def test_table1_mddr_beats_the_mean_and_mean_pooling(mae):
-    assert mae["v+a+p"] < 0.75 * mae["training mean"], mae
-    assert mae["v+a+p"] < mae["mean pooling + MLP"] - 1.0, mae
+def test_table4_both_attentions_beat_faa_alone(per_seed):
+    assert _mae(per_seed, "v+a+p", TABLE4) < _mae(per_seed, "FAA only", TABLE4), per_seed
+
+
+def test_table1_mddr_beats_the_mean_and_mean_pooling(per_seed):
+    mddr = _mae(per_seed, "v+a+p", EVERY_ROW)
+    assert mddr < 0.75 * _mae(per_seed, "training mean", EVERY_ROW), per_seed
+    assert mddr < _mae(per_seed, "mean pooling + MLP", EVERY_ROW) - 1.0, per_seed

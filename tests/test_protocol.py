@@ -5,6 +5,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mddr_utils import metrics, protocol, sources
 from mddr_utils import train as training
@@ -248,3 +249,13 @@ def test_in_memory_loads_each_video_once_and_names_feature_settings():
     assert first[0] is first.subset(split="Training")[0] and first[1].video_id == "b_1" and loads == ["a", "b"]
     other = protocol.in_memory(Cohort(table, partial(load, Cache({"visual": "imagenet"}))))
     assert training.cohort_key(first) != training.cohort_key(other)
+
+
+def test_a_run_depends_on_its_seed_not_on_what_ran_before(cohort, tmp_path):
+    scores = []
+    for attempt in range(2):
+        torch.manual_seed(100 + attempt)
+        record = protocol.run_seed(cohort, "visual attention", "smoke", 0, tmp_path / f"data{attempt}",
+                                   tmp_path / f"results{attempt}", progress=False)
+        scores.append(record["predictions"]["pred"].to_numpy())
+    np.testing.assert_array_equal(scores[0], scores[1])

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def input_signature(paths) -> list[list]:
+def input_signature(paths: Iterable[str | Path]) -> list[list]:
     """[file name, size in bytes] of each input file: moving a dataset keeps it, replacing a file does not."""
     return [[Path(path).name, Path(path).stat().st_size] for path in paths]
 

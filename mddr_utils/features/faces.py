@@ -19,7 +19,7 @@ threads (default 1).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -67,7 +67,7 @@ def square_crop(frame: np.ndarray, box: Sequence[float], size: int = 224, margin
 
 
 @contextlib.contextmanager
-def torch_threads(count: int | None):
+def torch_threads(count: int | None) -> Iterator[None]:
     """Run the block with `count` intra-op torch threads (None: leave the setting alone)."""
     previous = torch.get_num_threads()
     if count is not None and count != previous:

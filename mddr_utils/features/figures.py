@@ -1,17 +1,18 @@
 """Figures of the feature chapters (paper section 3.2): face crops, feature maps, head pose and gaze over time."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from ..data.container import VideoFeatures
 from .head import MODEL_LANDMARKS, gaze_angles
 
 
-def face_strip(times: np.ndarray, crops: np.ndarray, found: np.ndarray, title: str = ""):
+def face_strip(times: np.ndarray, crops: np.ndarray, found: np.ndarray, title: str = "") -> Figure:
     """Face crops side by side, each titled with its time; a frame without a face is marked."""
     count = len(times)
     fig, axes = plt.subplots(1, count, figsize=(1.5 * count, 1.9), squeeze=False)
@@ -25,7 +26,7 @@ def face_strip(times: np.ndarray, crops: np.ndarray, found: np.ndarray, title: s
 
 
 def landmarks_and_gaze(frame: np.ndarray, landmarks: np.ndarray | None, features: np.ndarray, title: str = "",
-                       arrow_pixels: float = 200.0):
+                       arrow_pixels: float = 200.0) -> Figure:
     """A frame with the rigid landmarks the head pose is fitted to and an arrow per eye along its gaze.
 
     Each arrow is the image-plane part of the unit gaze vector, `arrow_pixels` long for a gaze
@@ -43,7 +44,8 @@ def landmarks_and_gaze(frame: np.ndarray, landmarks: np.ndarray | None, features
     return fig
 
 
-def principal_components(videos: Sequence[VideoFeatures], modality: str = "visual", count: int = 2, seed: int = 0):
+def principal_components(videos: Sequence[VideoFeatures], modality: str = "visual", count: int = 2,
+                         seed: int = 0) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """A projection of [steps, dims] features onto the first `count` principal axes of the videos' valid steps.
 
     Randomised PCA (torch.pca_lowrank), so that it stays fast on AVEC's 40 000 frames; returns
@@ -66,7 +68,7 @@ def principal_components(videos: Sequence[VideoFeatures], modality: str = "visua
 
 
 def feature_components_over_time(videos: Sequence[VideoFeatures], reference: Sequence[VideoFeatures],
-                                 modality: str = "visual", count: int = 2):
+                                 modality: str = "visual", count: int = 2) -> Figure:
     """The first principal components (fitted on `reference`) of each video's features over time, one panel each."""
     project, explained = principal_components(reference, modality, count)
     fig, axes = plt.subplots(1, len(videos), figsize=(4.5 * len(videos), 2.8), sharey=True, squeeze=False)
@@ -87,7 +89,7 @@ def feature_components_over_time(videos: Sequence[VideoFeatures], reference: Seq
 
 
 def waveform_and_features(waveform: np.ndarray, sample_rate: int, features: np.ndarray, frame_rate: float,
-                          seconds: float | None = None, title: str = ""):
+                          seconds: float | None = None, title: str = "") -> Figure:
     """The waveform (top) and the acoustic features over time (bottom), on one time axis.
 
     Each feature dimension is standardised over the recording (z-scores): a dimension's constant
@@ -110,7 +112,7 @@ def waveform_and_features(waveform: np.ndarray, sample_rate: int, features: np.n
     return fig
 
 
-def head_traces(videos: Sequence[VideoFeatures]):
+def head_traces(videos: Sequence[VideoFeatures]) -> Figure:
     """Head rotation (degrees), translation (mm) and gaze angles (degrees) over time, one colour per video."""
     fig, axes = plt.subplots(3, 3, figsize=(11, 6.5), sharex="col")
     names = (("pitch Rx", "yaw Ry", "roll Rz"), ("Tx", "Ty", "Tz"), ("gaze angle x", "gaze angle y", None))

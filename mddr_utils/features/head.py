@@ -37,6 +37,7 @@ import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ def match_openface(table: pd.DataFrame, frame_indices: np.ndarray, timestamps: n
     return head, valid
 
 
-def euler_to_rotation(angles) -> np.ndarray:
+def euler_to_rotation(angles: Sequence[float]) -> np.ndarray:
     """OpenFace's R = Rx(pitch) Ry(yaw) Rz(roll) from (Rx, Ry, Rz) in radians."""
     pitch, yaw, roll = (float(a) for a in angles)
     cx, sx, cy, sy, cz, sz = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw), np.cos(roll), np.sin(roll)

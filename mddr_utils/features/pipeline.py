@@ -42,7 +42,7 @@ from ..data.container import AUDIO_RATE_HZ, Cohort, VideoFeatures
 from ..device import autocast_dtype, pick_device
 from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder
 from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
-from .faces import FaceCropper, NoFaceError
+from .faces import FaceCropper, FaceCrops, NoFaceError
 from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
 from .video import frame_layout, load_audio, sample_frames
 from .visual import VISUAL_DIM, VISUAL_WEIGHTS, VisualEncoder, file_sha256
@@ -497,7 +497,7 @@ def _write_manifest(cache: FeatureCache, table: pd.DataFrame, config: Extraction
                           "config_hashes": hashes, "videos": videos})
 
 
-def assemble_video(cache: FeatureCache, row) -> VideoFeatures:
+def assemble_video(cache: FeatureCache, row: pd.Series) -> VideoFeatures:
     """One video's VideoFeatures from its three cache files and its table row (label, subject, ...)."""
     video_id = row["video_id"]
     visual, _ = cache.read("visual", video_id)
@@ -544,7 +544,7 @@ def extraction_report(cache_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def face_crops_preview(video_path: str | Path, config: ExtractionConfig, count: int = 8):
+def face_crops_preview(video_path: str | Path, config: ExtractionConfig, count: int = 8) -> tuple[np.ndarray, FaceCrops]:
     """(times [n], FaceCrops) of the first `count` sampled frames of a video, for figures."""
     cropper = FaceCropper(crop_size=config.crop_size, margin=config.face_margin,
                           detect_max_side=config.face_detect_max_side, min_face_fraction=config.face_min_fraction,

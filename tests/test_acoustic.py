@@ -134,4 +134,5 @@ def test_random_source_is_large_layout_and_seeded():
     first, source_id = load_hubert("random", seed=1)
     second, _ = load_hubert("random", seed=1)
     assert source_id == f"random:layers={RANDOM_LAYERS}:seed=1"
-    assert torch.equal(first.encoder.layers[0].attention.q_proj.weight, second.encoder.layers[0].attention.q_proj.weight)
+    weights = [model.encoder.layers[0].attention.q_proj.weight for model in (first, second)]
+    assert torch.equal(*weights)

@@ -28,7 +28,8 @@ def test_currency_depends_on_settings_and_inputs(tmp_path):
     inputs = input_signature([video])
     assert inputs == [["203_1_Freeform_video.mp4", 10]]
     assert not cache.is_current("audio", "203_1_Freeform", "h1", inputs)
-    cache.write("audio", "203_1_Freeform", {"audio": np.zeros((4, 2), np.float32)}, {"config_hash": "h1", "inputs": inputs})
+    cache.write("audio", "203_1_Freeform", {"audio": np.zeros((4, 2), np.float32)},
+                {"config_hash": "h1", "inputs": inputs})
     assert cache.is_current("audio", "203_1_Freeform", "h1", inputs)
     assert not cache.is_current("audio", "203_1_Freeform", "h2", inputs)
     video.write_bytes(b"a different, longer recording")

@@ -102,7 +102,8 @@ def test_encoder_matches_the_plain_trunk_and_reduced_precision_agrees():
     assert exact.shape == (2, 2048) and exact.dtype == np.float32
     trunk, _ = resnet50_backbone("none")
     images = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.inference_mode():
         expected = trunk.eval()((images - mean) / std).numpy()
     assert np.allclose(exact, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())  # batch norms folded

@@ -91,7 +91,7 @@ def hubert_frame_receptive_field(conv_kernel: Sequence[int] = (10, 3, 3, 3, 3, 2
 
 def frame_log_energy(waveform: np.ndarray, num_frames: int | None = None, stride: int = 320,
                      window: int = 400) -> np.ndarray:
-    """Natural log of the mean squared amplitude in each HuBERT frame's window (samples stride*i .. stride*i + window)."""
+    """Log mean squared amplitude of each HuBERT frame's window, samples [stride i, stride i + window)."""
     waveform = np.asarray(waveform, dtype=np.float64)
     num_frames = hubert_frame_count(len(waveform)) if num_frames is None else num_frames
     starts = np.arange(num_frames) * stride
@@ -114,7 +114,7 @@ def _utterance_statistics(waveform: np.ndarray) -> tuple[np.float32, np.float32]
 
 
 def load_hubert(source: str = HUBERT_LARGE, seed: int = 0, offline: bool = False) -> tuple["HubertModel", str]:
-    """A HubertModel in eval mode and an identifier of its weights: a hub id, a local folder, or "random"/"random-large"."""
+    """A HubertModel in eval mode and an identifier of its weights; source: hub id, local folder, "random(-large)"."""
     from transformers import HubertModel
 
     if source in RANDOM_SOURCES:
@@ -281,7 +281,7 @@ class HubertEncoder:
         return hubert_frame_count(num_samples, self.conv_kernel, self.conv_stride)
 
     def encode(self, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-        """Features [frames, hidden] float32 of a mono waveform (normalised per utterance first, unless normalize=False)."""
+        """Features [frames, hidden] float32 of a mono waveform, normalised per utterance unless normalize=False."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"HuBERT takes {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
         waveform = np.asarray(waveform, dtype=np.float32)

@@ -544,7 +544,8 @@ def extraction_report(cache_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def face_crops_preview(video_path: str | Path, config: ExtractionConfig, count: int = 8) -> tuple[np.ndarray, FaceCrops]:
+def face_crops_preview(video_path: str | Path, config: ExtractionConfig,
+                       count: int = 8) -> tuple[np.ndarray, FaceCrops]:
     """(times [n], FaceCrops) of the first `count` sampled frames of a video, for figures."""
     cropper = FaceCropper(crop_size=config.crop_size, margin=config.face_margin,
                           detect_max_side=config.face_detect_max_side, min_face_fraction=config.face_min_fraction,

@@ -97,7 +97,8 @@ def load_backbone_checkpoint(model: nn.Module, path: str | Path) -> None:
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit torchvision's ResNet-50: "
-                         f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}")
+                         f"{len(missing)} missing keys {missing[:5]}, "
+                         f"{len(unexpected)} unexpected keys {unexpected[:5]}")
     wrong_shape = [key for key in state if state[key].shape != expected[key].shape]
     if wrong_shape:
         key = wrong_shape[0]

@@ -60,7 +60,7 @@ PROFILES = {
     "demo": dict(
         model=dict(audio_filters=(32, 64, 64), head_filters=64, num_layers=2, num_heads=4, ffn_dim=128,
                    attention_hidden=32, head_hidden=32, attention_dropout=0.0),
-        train=dict(num_epochs=30, lr=1e-2, lr_step=20, batch=16, amp=False),
+        train=dict(num_epochs=40, lr=1e-2, lr_step=30, batch=16, amp=False),
     ),
     "paper": dict(model={}, train={}),
 }

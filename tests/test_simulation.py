@@ -47,7 +47,7 @@ def _latent(cohort, video, name):
 
 
 def test_label_is_planted_only_in_informative_segments(cohort):
-    informative_means, other_means, labels = [], [], []
+    informative_means, other_means, planted_parts = [], [], []
     for index in range(60):
         video = cohort[index]
         severity = _latent(cohort, video, "visual")[:, SEVERITY]
@@ -55,23 +55,35 @@ def test_label_is_planted_only_in_informative_segments(cohort):
         if planted.any() and (~planted).any():
             informative_means.append(severity[planted].mean())
             other_means.append(severity[~planted].mean())
-            labels.append(video.label)
-    assert len(labels) > 15
-    assert np.corrcoef(informative_means, labels)[0, 1] > 0.7
-    assert abs(np.corrcoef(other_means, labels)[0, 1]) < 0.35
+            planted_parts.append(video.extras["u"])
+    assert len(planted_parts) > 15
+    assert np.corrcoef(informative_means, planted_parts)[0, 1] > 0.9
+    assert abs(np.corrcoef(other_means, planted_parts)[0, 1]) < 0.35
 
 
-def test_relation_is_visible_only_as_a_change(cohort):
+def test_the_two_planted_parts_make_the_label(cohort):
+    table = cohort.table.set_index("video_id")
+    for index in range(10):
+        video = cohort[index]
+        standardised = (table.at[video.video_id, "label"] - cohort.severity["mean"]) / cohort.severity["std"]
+        assert video.extras["u"] + video.extras["r"] == pytest.approx(standardised)
+
+
+@pytest.mark.parametrize("modality", ["visual", "head"])
+def test_relation_is_visible_only_as_a_change_after_the_opening(cohort, modality):
     changes, levels, relation = [], [], []
     for index in range(80):
         video = cohort[index]
-        axis = _latent(cohort, video, "visual")[:, RELATION]
-        third = max(video.num_steps // 3, 1)
-        changes.append(axis[-third:].mean() - axis[:third].mean())
+        axis = _latent(cohort, video, modality)[:, RELATION]
+        after = video.times >= cohort.settings.relation_onset_seconds
+        if after.all() or not after.any():
+            continue
+        changes.append(axis[after].mean() - axis[~after].mean())
         levels.append(axis.mean())
         relation.append(video.extras["r"])
-    assert np.corrcoef(changes, relation)[0, 1] > 0.6
-    assert abs(np.corrcoef(levels, relation)[0, 1]) < 0.4
+    assert len(relation) > 60
+    assert np.corrcoef(changes, relation)[0, 1] > 0.8
+    assert abs(np.corrcoef(levels, relation)[0, 1]) < 0.2
 
 
 def test_truth_table_covers_the_video(cohort):

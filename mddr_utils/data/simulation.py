@@ -15,9 +15,12 @@ What is planted, per video, with the label split as s = u + r (standardised seve
 - Audio at 50 Hz: the audio latent's severity axis is amplitude-modulated at 4-6 Hz (like a
   syllable rhythm), so a single 20 ms frame shows u only up to that modulation; the AL-CNN's
   window over the step's audio recovers it.
-- A relation: r is visible only as the change of the visual latent's relation axis between the
-  first and the last third of the video, on top of a per-video level that hides it from any
-  average over time.
+- A relation in time: r is visible only as a change, by `relation_gain` r, of a relation axis
+  shared by the three modalities' latents, between the interview's opening (its first
+  `relation_onset_seconds`) and what follows. The change is centred, so the axis's mean over
+  the video is a per-video level unrelated to the label: an average over time cannot see r, nor
+  tell the opening from the rest; self-attention with positional encoding can (the claim of
+  section 3.4 that SEA captures "interrelations among fused features at different moments").
 - Noise: a smooth nuisance latent per modality and i.i.d. noise in feature space.
 The latents are mapped to feature space by fixed random projections shared by all videos.
 Each knob is a field of `SimulationSettings`.
@@ -55,9 +58,10 @@ class SimulationSettings:
     severity_gain: float = 2.0
     distractor_scale: float = 1.0
     cue_strength: float = 3.0
-    relation_share: float = 0.3
-    relation_gain: float = 1.5
+    relation_share: float = 0.7
+    relation_gain: float = 3.0
     relation_level_scale: float = 2.0
+    relation_onset_seconds: float = 15.0
     nuisance_scale: float = 0.5
     feature_noise: float = 0.5
     audio_modulation_hz: tuple[float, float] = (4.0, 6.0)
@@ -187,16 +191,21 @@ class SimulationCohort(Cohort):
         u, r = self._split_severity(row)
         informative = self.informative_steps(row)
 
-        visual_latent = self._latent(rng, steps, 4.0, informative == 0, u)
         level = s.relation_level_scale * rng.standard_normal()
-        third = max(steps // 3, 1)
-        visual_latent[:, RELATION] += level
-        visual_latent[steps - third:, RELATION] += s.relation_gain * r
-        head_latent = self._latent(rng, steps, 4.0, informative == 2, u)
+        after_onset = times >= s.relation_onset_seconds
+        change = s.relation_gain * r
+        # centred so that the video's mean over time is the level alone: only the change carries r
+        relation = level + change * (after_onset - after_onset.mean())
 
+        def with_relation(latent: np.ndarray) -> np.ndarray:
+            latent[:, RELATION] += relation
+            return latent
+
+        visual_latent = with_relation(self._latent(rng, steps, 4.0, informative == 0, u))
+        head_latent = with_relation(self._latent(rng, steps, 4.0, informative == 2, u))
         audio_steps = int(np.floor(row["duration"] * AUDIO_RATE_HZ))
         per_audio = np.minimum((np.arange(audio_steps) / AUDIO_RATE_HZ / step_seconds).astype(int), steps - 1)
-        step_latent = self._latent(rng, steps, 4.0, informative == 1, u)
+        step_latent = with_relation(self._latent(rng, steps, 4.0, informative == 1, u))
         audio_latent = step_latent[per_audio] + 0.5 * s.nuisance_scale * _smooth_noise(rng, audio_steps, s.latent_dim, 5.0)
         frequency = rng.uniform(*s.audio_modulation_hz)
         phase = 2 * np.pi * frequency * np.arange(audio_steps) / AUDIO_RATE_HZ + rng.uniform(0, 2 * np.pi)

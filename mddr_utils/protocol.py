@@ -81,7 +81,7 @@ PRETRAINING_WEIGHTS = {"none": "none", "ImageNet": "imagenet", "AffectNet": "aff
 """Table 2's rows and the visual backbone weights (`ExtractionConfig.visual_weights`) each needs."""
 CROSS_VALIDATION = {
     "smoke": dict(deltas=(0.0, 2.0), folds=2, train={}),
-    "demo": dict(deltas=(0.0, 1.0, 2.0, 4.0), folds=3, train={"num_epochs": 15, "lr_step": 10}),
+    "demo": dict(deltas=(0.0, 1.0, 2.0, 4.0), folds=3, train={"num_epochs": 20, "lr_step": 15}),
     "paper": dict(deltas=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0), folds=5, train={}),
 }
 """δ cross-validation per profile: the δ grid, the folds and the recipe's changes (demo: half the epochs, to fit the book's time)."""
@@ -181,19 +181,29 @@ def load_with_visual_weights(dataset: str, profile: str, data_dir: str | Path, d
                              progress: bool = True):
     """Features of the demo cohort or AVEC with the visual backbone `weights` (Table 2), each in its own cache.
 
-    The demo cohort's default (random weights) shares the feature chapters' cache; other weights
-    get `data_dir/features/<dataset>-visual-<weights>`, so that no run overwrites another's features.
+    Every other setting is the one the feature chapters used (read from the manifest of
+    `data_dir/features/<dataset>`, else the dataset's defaults), and their audio and head files
+    are reused, not recomputed, so that the rows differ in the visual backbone alone. Weights
+    other than those of the feature chapters get `data_dir/features/<dataset>-visual-<weights>`,
+    so that no run overwrites another's features.
     """
+    from .features.cache import FeatureCache
     from .features.pipeline import extract_features
 
     if dataset == "simulation":
         raise ValueError("the simulation cohort has no video to extract features from; use 'demo' or AVEC")
-    overrides = {"visual_weights": weights, "affectnet_checkpoint": str(affectnet_checkpoint) if weights == "affectnet" else None}
-    config = sources.extraction_config(dataset, **overrides)
-    shared = dataset == "demo" and sources.DEMO_EXTRACTION["visual_weights"] == weights
-    folder = Path(data_dir) / "features" / (dataset if shared else f"{dataset}-visual-{weights}")
+    chapters = FeatureCache(Path(data_dir) / "features" / dataset)
+    settings = chapters.read_manifest()["config"] if chapters.manifest_path.is_file() else {}
+    checkpoint = str(affectnet_checkpoint) if weights == "affectnet" else None
+    config = sources.extraction_config(dataset, **{**settings, "visual_weights": weights,
+                                                   "affectnet_checkpoint": checkpoint})
     index = sources.dataset_index(dataset, profile, data_dir, data_root, seed, progress)
-    return in_memory(extract_features(index, folder, config, progress=progress))
+    if settings and config == sources.extraction_config(dataset, **settings):
+        return in_memory(extract_features(index, chapters.root, config, progress=progress))
+    own = FeatureCache(chapters.root.with_name(f"{dataset}-visual-{weights}"))
+    for modality in ("audio", "head"):
+        own.adopt(chapters, modality)
+    return in_memory(extract_features(index, own.root, config, progress=progress))
 
 
 def _quiet(progress: bool) -> dict:
@@ -624,6 +634,7 @@ def _cross_validation_run(cohort, kept: list[str], held: list[str], profile: str
     path = Path(results_dir) / "runs" / f"cv_{profile}_{_digest(key)}.json"
     if path.exists():
         return json.loads(path.read_text())["scores"]
+    training.set_seed(seed)
     run = training.fit(MDDR(model_config), train, held_out, config, progress=False)
     last = run.history.iloc[-1]
     scores = {"mae": float(last["dev_mae"]), "rmse": float(last["dev_rmse"]), "epochs": int(last["epoch"]),

@@ -7,11 +7,19 @@ CPU cores); `smoke` a few short videos.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from .data.container import Cohort
 from .data.demo_cohort import DEMO_COHORT_PROFILES
 from .data.simulation import make_simulation_cohort
+
+if TYPE_CHECKING:
+    from .features.pipeline import ExtractionConfig
 
 SIMULATION_PROFILES = {
     "smoke": dict(recordings_per_split=4, num_subjects=8, visual_dim=32, audio_dim=16,
@@ -44,7 +52,8 @@ def check_dataset(dataset: str, data_root: str | Path | None) -> None:
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: use one of {DATASETS}")
     if dataset.startswith("avec") and (data_root is None or not Path(data_root).is_dir()):
-        raise FileNotFoundError(f"{dataset}: data_root {data_root!r} is not a folder; see 'Reproduce on AVEC'")
+        raise FileNotFoundError(f"{dataset}: data_root {data_root!r} is not a folder; "
+                                "see the book's page 'Reproduce on AVEC2013/2014'")
 
 DEMO_EXTRACTION = dict(visual_weights="none", hubert="random", offline=True)
 """No pretrained weights can be had offline: the demo cohort's features come from a randomly
@@ -70,11 +79,44 @@ def dataset_index(dataset: str, profile: str, data_dir: str | Path, data_root: s
 
 def extraction_config(dataset: str, **overrides):
     """The extraction settings of a dataset: the paper's sampling, and for the demo cohort the
-    only weights available offline (random); `overrides` are `ExtractionConfig` fields."""
+    only weights available offline (random); `overrides` are `ExtractionConfig` fields, and one
+    given as None keeps the dataset's default."""
     from .features.pipeline import ExtractionConfig
 
     defaults = DEMO_EXTRACTION if dataset == "demo" else {}
-    return ExtractionConfig.for_dataset(dataset, **{**defaults, **overrides})
+    chosen = {name: value for name, value in overrides.items() if value is not None}
+    return ExtractionConfig.for_dataset(dataset, **{**defaults, **chosen})
+
+
+@dataclass
+class FeatureRun:
+    """What a feature chapter works with: the video index, the settings, the cache and the cohort read from it."""
+
+    index: pd.DataFrame
+    config: ExtractionConfig
+    cache_dir: Path
+    cohort: Cohort
+    seconds: float
+
+
+def extract_dataset_features(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None,
+                             seed: int = 0, extraction: dict | None = None, progress: bool = True) -> FeatureRun:
+    """Features of the demo cohort (built under `data_dir` if needed) or AVEC, extracted into
+    `data_dir/features/<dataset>` with `extraction`'s settings where not already current there.
+
+    The feature chapters (02-04) all call this with the same settings, so that whichever runs
+    first extracts every modality and the others find them current; a chapter run with other
+    settings for one modality recomputes that modality only.
+    """
+    from .features.pipeline import extract_features
+
+    check_dataset(dataset, data_root)
+    index = dataset_index(dataset, profile, data_dir, data_root, seed, progress)
+    config = extraction_config(dataset, **(extraction or {}))
+    cache_dir = Path(data_dir) / "features" / dataset
+    started = time.perf_counter()
+    cohort = extract_features(index, cache_dir, config, progress=progress)
+    return FeatureRun(index, config, cache_dir, cohort, time.perf_counter() - started)
 
 
 def load_cohort(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None,
@@ -84,8 +126,14 @@ def load_cohort(dataset: str, profile: str, data_dir: str | Path, data_root: str
     check_dataset(dataset, data_root)
     if dataset == "simulation":
         return simulation_cohort(profile, seed)
-    from .features.pipeline import extract_features
+    return extract_dataset_features(dataset, profile, data_dir, data_root, seed, extraction, progress).cohort
 
-    index = dataset_index(dataset, profile, data_dir, data_root, seed, progress)
-    config = extraction_config(dataset, **(extraction or {}))
-    return extract_features(index, Path(data_dir) / "features" / dataset, config, progress=progress)
+
+def planted_truth_cohort(dataset: str, profile: str, seed: int = 0) -> Cohort:
+    """The simulation cohort, for the chapters that check the model against planted truth; any other
+    dataset is refused, since no other data has a known answer."""
+    if dataset != "simulation":
+        raise ValueError(f"dataset {dataset!r}: this chapter compares the model with the truth planted in the "
+                         "simulation cohort, which no other data has; on AVEC, the interpretability chapter "
+                         "(15) draws the attention weights without a truth to compare")
+    return simulation_cohort(profile, seed)

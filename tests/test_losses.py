@@ -22,6 +22,8 @@ def test_bdi_category_thresholds(score, category):
     (25.0, 22.0, 2.5),         # same category (moderate) but |d| = 3 > delta
     (20.0, 18.0, 1.5),         # |d| = 2 <= delta but 20 is moderate, 18 mild
     (30.0, 29.0, 0.1 * 0.5),   # severe both, |d| = 1: boundary of Huber's quadratic part
+    (12.0, 10.0, 0.1 * 1.5),   # minimal both, |d| = 2 = delta exactly: still weighted (|d| <= delta)
+    (12.0, 9.75, 1.75),        # minimal both, |d| = 2.25 just beyond delta: full Huber
 ])
 def test_drloss_by_hand(pred, target, expected):
     loss = DRLoss(delta=2.0, weight=0.1, huber_delta=1.0)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import HubertConfig, HubertModel
 
+from mddr_utils import protocol, sources
 from mddr_utils.data.demo_cohort import write_demo_video
 from mddr_utils.features import pipeline
 from mddr_utils.features.acoustic import hubert_frame_count
@@ -20,6 +21,7 @@ from mddr_utils.features.faces import NoFaceError
 from mddr_utils.features.pipeline import (ExtractionConfig, ExtractionError, extract_features, extraction_report,
                                           load_feature_cohort)
 from mddr_utils.features.video import load_audio, sample_frames
+from mddr_utils.features.visual import resnet50_trunk
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = {"301_1_Freeform": 4.0, "302_1_Northwind": 33.0}
@@ -151,6 +153,30 @@ def test_loading_without_extracting_checks_the_settings(extracted, inputs):
     assert len(load_feature_cohort(cache_dir, tiny_config(inputs))) == 2
     with pytest.raises(ValueError, match="made with other settings"):
         load_feature_cohort(cache_dir, tiny_config(inputs, face_margin=0.3))
+
+
+def test_table2_features_differ_from_the_chapters_in_the_visual_backbone_alone(extracted, inputs, tmp_path,
+                                                                              monkeypatch):
+    chapters = tmp_path / "data" / "features" / "demo"
+    shutil.copytree(extracted[1], chapters)
+    monkeypatch.setattr(sources, "dataset_index", lambda *args, **kwargs: inputs["index"])
+    before = modification_times(chapters)
+    protocol.load_with_visual_weights("demo", "smoke", tmp_path / "data", None, 0, "none")
+    assert modification_times(chapters) == before, "the chapters' own backbone reads their cache as it is"
+    assert not chapters.with_name("demo-visual-none").exists()
+
+    torch.manual_seed(9)
+    checkpoint = tmp_path / "affectnet.pth"
+    torch.save(resnet50_trunk().state_dict(), checkpoint)
+    for name in ("hubert", "head"):
+        monkeypatch.setattr(pipeline._Extractors, name, property(lambda self: pytest.fail("audio or head recomputed")))
+    cohort = protocol.load_with_visual_weights("demo", "smoke", tmp_path / "data", None, 0, "affectnet", checkpoint)
+    assert FeatureCache(chapters.with_name("demo-visual-affectnet")).provenance(
+        "visual", "301_1_Freeform")["weights"].startswith("affectnet:sha256=")
+    theirs = load_feature_cohort(chapters)[0]
+    assert np.array_equal(cohort[0].audio, theirs.audio) and np.array_equal(cohort[0].head, theirs.head)
+    assert not np.allclose(cohort[0].visual, theirs.visual)
+    assert modification_times(chapters) == before
 
 
 def test_openface_csvs_replace_the_builtin_head(cache_copy, inputs, tmp_path):

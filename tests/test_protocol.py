@@ -259,3 +259,13 @@ def test_a_run_depends_on_its_seed_not_on_what_ran_before(cohort, tmp_path):
                                    tmp_path / f"results{attempt}", progress=False)
         scores.append(record["predictions"]["pred"].to_numpy())
     np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_a_cross_validation_run_depends_on_its_seed_not_on_what_ran_before(cohort, tmp_path):
+    scores = []
+    for attempt in range(2):
+        torch.manual_seed(100 + attempt)
+        cv = protocol.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, tmp_path / f"data{attempt}",
+                                             tmp_path / f"results{attempt}", progress=False)
+        scores.append(cv[["mae", "rmse"]].to_numpy())
+    np.testing.assert_array_equal(scores[0], scores[1])

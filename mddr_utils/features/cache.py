@@ -139,6 +139,28 @@ class FeatureCache:
             return False
         return inputs is None or provenance.get("inputs") == inputs
 
+    def adopt(self, other: "FeatureCache", modality: str) -> int:
+        """Link (or copy) into this cache the files of one modality that `other` has and this one lacks.
+
+        Whether an adopted file is current is decided as for any other, by its settings hash and
+        inputs, so adopting never makes features made with other settings count as these.
+        """
+        source = other.root / modality
+        if not source.is_dir():
+            return 0
+        adopted = 0
+        for path in sorted(source.glob("*.npz")):
+            target = self.root / modality / path.name
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                _atomic_write(target, lambda stream, path=path: stream.write(path.read_bytes()))
+            adopted += 1
+        return adopted
+
     def write_manifest(self, manifest: dict) -> Path:
         """Write the manifest JSON atomically."""
         text = json.dumps({"format": CACHE_FORMAT, **manifest}, indent=1, sort_keys=False, default=str)

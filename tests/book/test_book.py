@@ -2,6 +2,7 @@
 profile, HTML rendered by jupyter-book); these run after every other test."""
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from build_book import toc_files  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+WITHOUT_DATA = {"07_drloss"}  # DRLoss drawn on numbers alone
+PLANTED_TRUTH_ONLY = {"05_faa", "06_sea"}  # compared with the simulation's planted truth, so simulation only
 
 
 def test_every_notebook_is_in_the_toc():
@@ -29,6 +32,11 @@ def test_notebook_shape(path):
     assert all(not cell.outputs and cell.execution_count is None for cell in code), "stored with outputs"
     tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1 and 'profile = "demo"' in tagged[0].source
+    names = set(re.findall(r"^(\w+) *=", tagged[0].source, re.M))
+    if path.stem not in WITHOUT_DATA:
+        assert "dataset" in names, "a chapter that reads data takes it from its `dataset` parameter"
+    if path.stem not in WITHOUT_DATA | PLANTED_TRUTH_ONLY:
+        assert "data_root" in names, "a chapter that can run on AVEC takes the folder as `data_root`"
     assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
 
 

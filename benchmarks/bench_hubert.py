@@ -9,8 +9,12 @@ load_audio and encodes it in 30 s chunks with 5 s of context, for 1 minute and f
 audio (AVEC2013's length). Each measurement runs in its own subprocess, so neither sees the
 other's allocations. The features themselves grow with the recording (25 min at 50 Hz x 1024
 float32 = 307 MB), as does the waveform (96 MB); everything else stays bounded by the chunk.
+By default the memory runs use the 4-layer "random" model: the same front end, width and chunk
+activations as HuBERT-large, so the same growth with length, on a smaller base (the ratio is
+therefore the less favourable one); `--rss-model random-large` runs the 24-layer model, about 5
+minutes more on two cores.
 
-    .venv/bin/python benchmarks/bench_hubert.py [--rss-model random-large] [--quick]
+    .venv/bin/python benchmarks/bench_hubert.py [--rss-model random-large] [--quick] [--threads N]
 """
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ import numpy as np
 import soundfile
 import torch
 
+from common import load_average, machine, print_gemm
 from mddr_utils.features.acoustic import SAMPLE_RATE, HubertEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,20 +50,6 @@ seconds = time.perf_counter() - started
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"frames": len(features), "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
 """
-
-
-def machine() -> str:
-    """CPU model, cores, torch threads and load average."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-            f"threads, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
@@ -101,8 +91,8 @@ def peak_rss(source: str, minutes: float, folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rss-model", default="random-large", choices=("random-large", "random"),
-                        help="the model of the memory measurement")
+    parser.add_argument("--rss-model", default="random", choices=("random", "random-large"),
+                        help="the model of the memory measurement (random-large: some 5 more minutes)")
     parser.add_argument("--quick", action="store_true", help="shorter audio and fewer repeats")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     arguments = parser.parse_args()
@@ -111,6 +101,7 @@ def main() -> None:
     seconds, repeats = (10.0, 1) if arguments.quick else (30.0, 2)
     print(f"bench_hubert  {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
+    print_gemm(repeats + 2)
 
     print(f"\nPeak RSS of load_audio + chunked encoding (30 s chunks, 5 s context, bfloat16), {arguments.rss_model}")
     with tempfile.TemporaryDirectory() as folder:
@@ -128,7 +119,7 @@ def main() -> None:
             print(f"  {source:12s} {name:8s}: {rate:6.2f} audio s per s ({1 / rate:.3f} s per audio second); "
                   f"model built in {build:.1f} s")
 
-    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

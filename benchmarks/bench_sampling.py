@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import tempfile
 import time
 from functools import partial
@@ -25,6 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from common import machine, print_gemm
 from mddr_utils.data.demo_cohort import write_demo_video
 from mddr_utils.features import frame_layout, sample_frames
 
@@ -115,17 +114,6 @@ def clips(workdir: Path) -> dict[str, Path]:
     return made
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return f"{model}; nproc {os.cpu_count()}; load average {load}; PyAV {av.__version__}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None, help="where the clips are written (kept for reuse)")
@@ -134,7 +122,8 @@ def main() -> None:
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="bench_sampling_"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"# frame sampling, keep {KEEP} of every {EVERY}; {datetime.date.today().isoformat()}")
-    print(f"# {machine()}")
+    print(f"# {machine()}; PyAV {av.__version__}")
+    print_gemm()
     print(f"# best of {arguments.repeats} runs; seconds (frames converted to RGB)")
     methods = {"all-rgb": all_rgb, "all-decode": all_decode, "seek-each": seek_each, "sample": sample,
                "layout": layout_only, "all-decode 1/100": partial(all_decode, keep=1),

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import best_time, load_average, machine, print_gemm
 from mddr_utils.data.demo_cohort import write_demo_video
 from mddr_utils.features.faces import FaceCropper
 from mddr_utils.features.video import sample_frames
@@ -31,42 +30,6 @@ from mddr_utils.features.visual import VisualEncoder, resnet50_backbone
 
 RESNET50_GFLOP = 8.2
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    """CPU model, cores, torch threads and load average."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    extensions = [name for name in ("avx512f", "avx512_bf16", "amx_bf16") if name in flags]
-    return (f"{model}, {os.cpu_count()} logical CPUs ({', '.join(extensions) or 'no AVX-512'}), "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average "
-            f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-
-
-def best_time(work, repeats: int) -> float:
-    """The fastest of `repeats` runs of work(), after one warm-up run."""
-    work()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def gemm_gflops(dtype: torch.dtype, size: int, repeats: int) -> float:
-    """Square matrix product rate in GFLOP/s (2 n^3 FLOP per product)."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    seconds = best_time(lambda: torch.mm(a, b), repeats)
-    return 2 * size ** 3 / seconds / 1e9
 
 
 def images_per_second(run, batch: int, repeats: int) -> float:
@@ -154,12 +117,9 @@ def main() -> None:
     print(f"bench_visual  {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
 
-    print("\nGEMM (2048 x 2048 x 2048, best of runs)")
-    gemm = {"float32": gemm_gflops(torch.float32, 2048, repeats), "bfloat16": gemm_gflops(torch.bfloat16, 2048, repeats)}
-    for name, rate in gemm.items():
-        print(f"  {name:9s} {rate:7.0f} GFLOP/s")
+    gemm = print_gemm(repeats)
 
-    batch = 32
+    batch = 16
     print(f"\nResNet-50 alone, 224x224, batch {batch}, {RESNET50_GFLOP} GFLOP/image (multiply-add = 2 FLOP)")
     resnet = {}
     for name, (precision, run) in resnet_variants(batch).items():
@@ -170,20 +130,20 @@ def main() -> None:
 
     print("\nWhole visual pipeline (decode every frame, keep 4 of 100, MTCNN on <= 320 px, crop, VisualEncoder "
           "as above), against the last ResNet-50 line")
-    encoder = VisualEncoder("none", device="cpu", batch_size=32, precision="auto")
+    encoder = VisualEncoder("none", device="cpu", batch_size=batch, precision="auto")
     cropper = FaceCropper()
     resnet_alone = list(resnet.values())[-1]
     for size in ((640, 480), (320, 240)):
         path = ensure_video(arguments.videos / f"talking_face_{size[0]}x{size[1]}_{seconds:.0f}s.mp4", size, seconds)
-        visual_pipeline(path, cropper, encoder, batch=32)  # warm-up: detector scales, ResNet shapes
-        result = visual_pipeline(path, cropper, encoder, batch=32)
+        visual_pipeline(path, cropper, encoder, batch=batch)  # warm-up: detector scales, ResNet shapes
+        result = visual_pipeline(path, cropper, encoder, batch=batch)
         rate = result["frames"] / result["seconds"]
         per_frame = {stage: 1000 * result[stage] / result["frames"] for stage in ("decode", "detect+crop", "resnet")}
         print(f"  {size[0]}x{size[1]}: {result['frames']} sampled frames ({result['with_face']} with a face) in "
               f"{result['seconds']:.1f} s = {rate:.1f} frames/s, {rate / resnet_alone:.0%} of ResNet-50 alone "
               f"({resnet_alone:.1f} images/s); per frame: "
               + ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in per_frame.items()))
-    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -10,16 +10,14 @@ import torch
 
 def machine() -> str:
     """CPU model, its AVX-512 extensions, logical CPUs, torch threads and load average."""
-    model = platform.processor() or "unknown CPU"
-    flags = ""
+    model, cpuinfo = platform.processor() or "unknown CPU", ""
     try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            text = cpuinfo.read()
-        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        flags = text
+        with open("/proc/cpuinfo") as stream:
+            cpuinfo = stream.read()
+        model = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    extensions = [name for name in ("avx512f", "avx512_bf16", "amx_bf16") if name in flags]
+    extensions = [name for name in ("avx512f", "avx512_bf16", "amx_bf16") if name in cpuinfo]
     return (f"{model}, {os.cpu_count()} logical CPUs ({', '.join(extensions) or 'no AVX-512'}), "
             f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load_average()}")
 

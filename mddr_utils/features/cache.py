@@ -139,17 +139,13 @@ class FeatureCache:
             return False
         return inputs is None or provenance.get("inputs") == inputs
 
-    def adopt(self, other: "FeatureCache", modality: str) -> int:
+    def adopt(self, other: "FeatureCache", modality: str) -> None:
         """Link (or copy) into this cache the files of one modality that `other` has and this one lacks.
 
         Whether an adopted file is current is decided as for any other, by its settings hash and
         inputs, so adopting never makes features made with other settings count as these.
         """
-        source = other.root / modality
-        if not source.is_dir():
-            return 0
-        adopted = 0
-        for path in sorted(source.glob("*.npz")):
+        for path in sorted((other.root / modality).glob("*.npz")):
             target = self.root / modality / path.name
             if target.exists():
                 continue
@@ -158,8 +154,6 @@ class FeatureCache:
                 os.link(path, target)
             except OSError:
                 _atomic_write(target, lambda stream, path=path: stream.write(path.read_bytes()))
-            adopted += 1
-        return adopted
 
     def write_manifest(self, manifest: dict) -> Path:
         """Write the manifest JSON atomically."""

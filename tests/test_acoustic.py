@@ -136,3 +136,21 @@ def test_random_source_is_large_layout_and_seeded():
     assert source_id == f"random:layers={RANDOM_LAYERS}:seed=1"
     weights = [model.encoder.layers[0].attention.q_proj.weight for model in (first, second)]
     assert torch.equal(*weights)
+
+
+def test_hub_revision_is_read_from_the_cached_snapshot(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from mddr_utils.features.acoustic import hub_revision
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    hub_revision.cache_clear()
+    assert hub_revision("facebook/hubert-large-ll60k", offline=True) == "unresolved"
+    reference = tmp_path / "models--facebook--hubert-large-ll60k" / "refs" / "main"
+    reference.parent.mkdir(parents=True)
+    reference.write_text("ff022d0cd5bbbd1b5a2fd2a6e3f4f2b5e1d9a6c1\n")
+    hub_revision.cache_clear()
+    assert hub_revision("facebook/hubert-large-ll60k", offline=True) == "ff022d0cd5bbbd1b5a2fd2a6e3f4f2b5e1d9a6c1"
+    reference.write_text("0123456789abcdef0123456789abcdef01234567")
+    hub_revision.cache_clear()
+    assert hub_revision("facebook/hubert-large-ll60k", offline=True) == "0123456789abcdef0123456789abcdef01234567"

@@ -4,8 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mddr_utils.features.visual import (VisualEncoder, imagenet_checkpoint_path, inference_trunk,
-                                        load_backbone_checkpoint, read_state_dict, resnet50_backbone, resnet50_trunk)
+from mddr_utils.features.visual import (VGGFACE2_CAFFE_MEAN, Preprocessing, VisualEncoder, imagenet_checkpoint_path,
+                                        inference_trunk, load_backbone_checkpoint, read_state_dict, resnet50_backbone,
+                                        resnet50_trunk)
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +31,18 @@ def test_random_weights_are_seeded():
     assert _same_weights(first, second.state_dict())
 
 
-@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model_with_module_prefix"])
+@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model_with_module_prefix", "lightning_model_prefix",
+                                  "backbone_prefix", "lightning_backbone_under_data_parallel"])
 def test_affectnet_checkpoint_formats_load(tmp_path, trained_state, wrap):
     state = dict(trained_state)
+    prefixed = {"model_with_module_prefix": "module.", "lightning_model_prefix": "model.",
+                "backbone_prefix": "backbone.", "lightning_backbone_under_data_parallel": "module.model.backbone."}
     if wrap == "state_dict":
         state = {"state_dict": state, "epoch": 12}
-    elif wrap == "model_with_module_prefix":
-        state = {"model": {f"module.{key}": value for key, value in state.items()}}
+    elif wrap == "lightning_model_prefix":
+        state = {"state_dict": {f"model.{key}": value for key, value in state.items()}, "epoch": 3}
+    elif wrap in prefixed:
+        state = {"model": {f"{prefixed[wrap]}{key}": value for key, value in state.items()}}
     path = tmp_path / "affectnet.pth"
     torch.save(state, path)
     model, weights_id = resnet50_backbone("affectnet", checkpoint=path)
@@ -114,3 +120,59 @@ def test_encoder_matches_the_plain_trunk_and_reduced_precision_agrees():
     assert cosine.min() > 0.99
     with pytest.raises(ValueError, match="uint8"):
         encoder.encode(crops.astype(np.float32))
+
+
+def _caffe_names(state):
+    """torchvision ResNet-50 names written the way caffe ports (VGGFace2 resnet50_ft) name them."""
+    modules = {"conv1": "1x1_reduce", "conv2": "3x3", "conv3": "1x1_increase", "downsample.0": "1x1_proj",
+               "bn1": "1x1_reduce_bn", "bn2": "3x3_bn", "bn3": "1x1_increase_bn", "downsample.1": "1x1_proj_bn"}
+    renamed = {}
+    for key, value in state.items():
+        module, _, tensor = key.rpartition(".")
+        if module in ("conv1", "bn1"):
+            renamed[f"conv1_7x7_s2{'_bn' if module == 'bn1' else ''}.{tensor}"] = value
+            continue
+        if module == "fc":
+            renamed[f"classifier.{tensor}"] = value
+            continue
+        layer, block, rest = module.split(".", 2)
+        renamed[f"conv{int(layer[5:]) + 1}_{int(block) + 1}_{modules[rest]}.{tensor}"] = value
+    return renamed
+
+
+def test_caffe_named_checkpoint_loads_with_caffe_stride_layout(tmp_path, trained_state):
+    torch.save(_caffe_names(trained_state), tmp_path / "resnet50_ft.pth")
+    with pytest.raises(ValueError, match=r"resnet50_ft\.pth.*missing keys.*unexpected keys.*conv1_7x7_s2"):
+        resnet50_backbone("affectnet", checkpoint=tmp_path / "resnet50_ft.pth")
+    model, weights_id = resnet50_backbone("affectnet", checkpoint=tmp_path / "resnet50_ft.pth", key_map="caffe")
+    assert _same_weights(model, trained_state)
+    assert weights_id.endswith(":caffe-layout")
+    first = model.layer2[0]
+    assert first.conv1.stride == (2, 2) and first.conv2.stride == (1, 1)
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2048)
+
+
+def test_json_prefix_map_renames_any_other_naming(tmp_path, trained_state):
+    foreign = {f"encoder.trunk.{key}": value for key, value in trained_state.items()}
+    torch.save(foreign, tmp_path / "other.pth")
+    key_map = tmp_path / "names.json"
+    key_map.write_text('{"encoder.trunk.": ""}')
+    model, _ = resnet50_backbone("affectnet", checkpoint=tmp_path / "other.pth", key_map=str(key_map))
+    assert _same_weights(model, trained_state)
+    key_map.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="names.json"):
+        resnet50_backbone("affectnet", checkpoint=tmp_path / "other.pth", key_map=str(key_map))
+
+
+def test_caffe_preprocessing_is_bgr_in_pixel_units_minus_the_means():
+    crops = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    encoder = VisualEncoder("none", precision="float32", device="cpu", preprocessing="caffe")
+    prepared = encoder._prepare(crops)
+    rgb = torch.from_numpy(crops).permute(0, 3, 1, 2).float() - torch.tensor(VGGFACE2_CAFFE_MEAN).view(1, 3, 1, 1)
+    assert torch.allclose(prepared, rgb.flip(1))
+    custom = Preprocessing.named('{"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "scale": 1}')
+    assert custom.mean == (0.5, 0.5, 0.5) and custom.channels == "RGB"
+    with pytest.raises(ValueError, match="unknown fields"):
+        Preprocessing.named('{"mean": [0, 0, 0], "gamma": 2}')
+    with pytest.raises(ValueError, match="'imagenet', 'caffe'"):
+        Preprocessing.named("vgg")

@@ -1,4 +1,5 @@
-"""Acoustic features X_a: HuBERT hidden states, 1024-d at 50 Hz (paper sections 3.2, 4.3; design notes 5).
+"""Acoustic features X_a: HuBERT hidden states, 1024-d at 50 Hz (paper sections 3.2, 4.3;
+book/decisions.md, "decision-hubert").
 
 "We use the audio processing library librosa to extract audio signals from videos with a
 sampling rate of 16000 Hz. We utilize speech pre-trained model to extract acoustic features,
@@ -142,6 +143,27 @@ def load_hubert(source: str = HUBERT_LARGE, seed: int = 0, offline: bool = False
             f"`huggingface-cli download {source}`; hubert='random' runs without pretrained weights.") from error
     revision = getattr(model.config, "_commit_hash", None) or "unknown"
     return model.eval(), f"hub:{source}@{revision}"
+
+
+@functools.lru_cache(maxsize=None)
+def hub_revision(source: str, offline: bool = False) -> str:
+    """The commit a hub id resolves to: the cached snapshot's (refs/main), else, online, the hub's; else "unresolved".
+
+    The feature cache keys audio features by it, so that a new upstream revision of the weights
+    re-extracts them instead of mixing features of two models.
+    """
+    from huggingface_hub import HfApi, constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"models--{source.replace('/', '--')}"
+    reference = folder / "refs" / "main"
+    if reference.is_file():
+        return reference.read_text().strip()
+    if not offline:
+        try:
+            return HfApi().model_info(source).sha or "unresolved"
+        except Exception:  # no network or unknown id: loading will fail later with its own message
+            return "unresolved"
+    return "unresolved"
 
 
 @functools.lru_cache(maxsize=1)

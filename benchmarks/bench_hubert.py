@@ -1,4 +1,4 @@
-"""HuBERT extraction speed and memory (paper sections 3.2, 4.3; design notes 5).
+"""HuBERT extraction speed and memory (paper sections 3.2, 4.3).
 
 Speed: audio seconds processed per second of wall time by HubertEncoder, float32 and bfloat16
 autocast, for HuBERT-large's layout with random weights ("random-large", 24 layers, 1024-d) and

@@ -1,5 +1,8 @@
 """MAE and RMSE (section 4.2, equations 4-5), category outliers (Figure 4) and bootstrap intervals.
 
+For DAIC-WOZ and E-DAIC also the metrics their literature reports: Lin's concordance correlation
+(E-DAIC's official AVEC2019 metric) and the F1 of the binary reading PHQ-8 >= 10.
+
 Every metric is computed over all predictions at once, never as an average of per-batch values.
 """
 from __future__ import annotations
@@ -8,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .losses import bdi_category
+from .data.scales import BDI_II, PHQ_8, LabelScale
 
 
 def _as_arrays(pred, target) -> tuple[np.ndarray, np.ndarray]:
@@ -31,10 +34,29 @@ def rmse(pred, target) -> float:
     return float(np.sqrt(np.mean((pred - target) ** 2)))
 
 
-def category_outliers(pred, target) -> np.ndarray:
-    """True where the prediction falls in another BDI-II category than the target (Figure 4's red points)."""
+def category_outliers(pred, target, scale: LabelScale = BDI_II) -> np.ndarray:
+    """True where the prediction falls in another category of `scale` than the target (Figure 4's red points)."""
     pred, target = _as_arrays(pred, target)
-    return bdi_category(pred) != bdi_category(target)
+    return scale.category(pred) != scale.category(target)
+
+
+def ccc(pred, target) -> float:
+    """Lin's concordance correlation 2 cov / (var_pred + var_target + (mean_pred - mean_target)^2), population moments."""
+    pred, target = _as_arrays(pred, target)
+    covariance = np.mean((pred - pred.mean()) * (target - target.mean()))
+    denominator = pred.var() + target.var() + (pred.mean() - target.mean()) ** 2
+    if denominator == 0:
+        raise ValueError("the concordance correlation is undefined: predictions and targets are one same constant")
+    return float(2 * covariance / denominator)
+
+
+def f1_depressed(pred, target, scale: LabelScale = PHQ_8) -> float:
+    """F1 of the binary reading "score >= the scale's cut-off" (PHQ-8 >= 10), depressed as the positive class; 0 without any positive."""
+    pred, target = _as_arrays(pred, target)
+    predicted, actual = scale.is_depressed(pred), scale.is_depressed(target)
+    true_positives = int(np.sum(predicted & actual))
+    flagged = int(predicted.sum()) + int(actual.sum())
+    return 2 * true_positives / flagged if flagged else 0.0
 
 
 def bootstrap_interval(pred, target, metric: Callable = mae, num_resamples: int = 1000,

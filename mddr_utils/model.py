@@ -1,7 +1,7 @@
 """MDDR: feature alignment and aggregation (FAA, section 3.3), sequence encoding and
 aggregation (SEA, section 3.4) and the regression head (section 3.1, 4.3).
 
-Decisions the paper leaves open are those of the design notes (section 2): every modality
+Decisions the paper leaves open (the book's "Decisions" page, book/decisions.md): every modality
 fused by FAA; each visual step gets the audio frames of its own time span, run through the
 AL-CNN and pooled; positional encoding added to the encoder input (DETR-style as an option);
 padded steps and missing modalities get zero attention weight.
@@ -9,15 +9,16 @@ padded steps and missing modalities get zero attention weight.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
 from .data.container import Batch
+from .data.scales import BDI_II, scale_by_name
 
 MODALITIES = ("visual", "audio", "head")
-BDI_MAX = 63.0
+BDI_MAX = float(BDI_II.maximum)
 
 
 @dataclass
@@ -42,8 +43,10 @@ class MDDRConfig:
     use_faa: bool = True
     use_sea: bool = True
     positional_encoding: str = "input"
+    label_scale: str = "BDI-II"
 
     def __post_init__(self) -> None:
+        self.label_scale = scale_by_name(self.label_scale).name
         self.audio_strides = tuple(self.audio_strides)
         self.audio_kernels = tuple(self.audio_kernels)
         self.audio_filters = tuple(self.audio_filters)
@@ -67,6 +70,14 @@ class MDDRConfig:
     def to_dict(self) -> dict:
         """Plain types, for JSON."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "model config") -> "MDDRConfig":
+        """The config `to_dict` wrote; a field it lacks (an older version's dict) gets its default, an unknown one is an error naming `source`."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{source}: fields this MDDRConfig does not have: {', '.join(unknown)}")
+        return cls(**values)
 
 
 def audio_windows(times: torch.Tensor, mask: torch.Tensor, audio_lengths: torch.Tensor, rate: float):
@@ -154,7 +165,7 @@ class HeadAlignment(nn.Module):
 
 
 class VisualAlignment(nn.Module):
-    """Visual: a linear map 2048 -> D (design notes 1)."""
+    """Visual: a linear map 2048 -> D (book/decisions.md, "decision-visual-alignment")."""
 
     def __init__(self, config: MDDRConfig):
         super().__init__()
@@ -235,11 +246,13 @@ class SequenceEncoder(nn.Module):
 
 
 class MDDR(nn.Module):
-    """The whole model: `model(batch)` gives a BDI-II score per video, clamped to [0, 63] in eval mode."""
+    """The whole model: `model(batch)` gives a score per video on `config.label_scale` (BDI-II by default),
+    clamped to the scale's range (BDI-II 0-63, PHQ-8 0-24) in eval mode."""
 
     def __init__(self, config: MDDRConfig | None = None):
         super().__init__()
         self.config = config or MDDRConfig()
+        self.scale = scale_by_name(self.config.label_scale)
         dim = self.config.model_dim
         self.align = nn.ModuleDict()
         for name, module in (("visual", VisualAlignment), ("audio", AudioAlignment), ("head", HeadAlignment)):
@@ -285,7 +298,7 @@ class MDDR(nn.Module):
             summary, temporal_weights = masked_mean(fused, batch.mask, dim=1)
         scores = self.regressor(summary).squeeze(-1).float()
         if not self.training:
-            scores = scores.clamp(0.0, BDI_MAX)
+            scores = self.scale.clamp(scores)
         if return_attention:
             return scores, {"modality": modality_weights, "temporal": temporal_weights}
         return scores

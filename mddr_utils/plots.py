@@ -5,11 +5,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .losses import CATEGORY_EDGES, CATEGORY_NAMES, bdi_category
+from .data.scales import BDI_II, LabelScale
 
 MODALITY_COLOURS = {"visual": "tab:blue", "audio": "tab:orange", "head": "tab:green"}
-CATEGORY_MARKERS = ("o", "^", "s", "D")
-CATEGORY_COLOURS = ("0.6", "tab:green", "goldenrod", "tab:blue")
+CATEGORY_MARKERS = ("o", "^", "s", "D", "v")
+CATEGORY_COLOURS = ("0.6", "tab:green", "goldenrod", "tab:blue", "tab:purple")
 
 
 def attention_over_time(times: np.ndarray, modality_weights: np.ndarray, modalities, temporal_weights=None,
@@ -43,8 +43,9 @@ def attention_over_time(times: np.ndarray, modality_weights: np.ndarray, modalit
     return fig
 
 
-def learning_curves(history: pd.DataFrame, best_epoch: int | None = None, baseline: dict | None = None):
-    """Training loss and Development MAE/RMSE per epoch."""
+def learning_curves(history: pd.DataFrame, best_epoch: int | None = None, baseline: dict | None = None,
+                    scale: LabelScale = BDI_II):
+    """Training loss and Development MAE/RMSE per epoch, in points of `scale`."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.plot(history["epoch"], history["train_loss"], marker=".")
     left.set_xlabel("epoch")
@@ -57,32 +58,32 @@ def learning_curves(history: pd.DataFrame, best_epoch: int | None = None, baseli
     if best_epoch is not None:
         right.axvline(best_epoch, color="0.5", ls="--", label="selected epoch")
     right.set_xlabel("epoch")
-    right.set_ylabel("BDI-II points")
+    right.set_ylabel(f"{scale.name} points")
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def predicted_vs_true(predictions: pd.DataFrame, ax=None, title: str = ""):
-    """Figure 4's scatter: one marker and colour per true BDI-II category, category outliers in red."""
+def predicted_vs_true(predictions: pd.DataFrame, ax=None, title: str = "", scale: LabelScale = BDI_II):
+    """Figure 4's scatter: one marker and colour per true category of `scale`, category outliers in red."""
     ax = ax or plt.subplots(figsize=(4.8, 4.5))[1]
     truth, pred = predictions["label"].to_numpy(float), predictions["pred"].to_numpy(float)
-    category = bdi_category(truth)
-    outlier = bdi_category(pred) != category
-    for code, name in enumerate(CATEGORY_NAMES):
+    category = scale.category(truth)
+    outlier = scale.category(pred) != category
+    for code, name in enumerate(scale.category_names):
         keep = (category == code) & ~outlier
         ax.scatter(truth[keep], pred[keep], marker=CATEGORY_MARKERS[code], c=CATEGORY_COLOURS[code],
                    edgecolors="k", linewidths=0.4, s=30, label=name)
     ax.scatter(truth[outlier], pred[outlier], marker="x", c="red", s=30, label=f"outlier ({int(outlier.sum())})")
-    for edge in CATEGORY_EDGES:
+    for edge in scale.edges:
         ax.axvline(edge, color="0.85", lw=0.8, zorder=0)
         ax.axhline(edge, color="0.85", lw=0.8, zorder=0)
-    limit = max(truth.max(), pred.max(), 30) + 3
+    limit = max(truth.max(), pred.max(), scale.edges[-1] + 1.5) + scale.maximum / 21
     ax.plot([0, limit], [0, limit], color="0.5", lw=0.8, ls="--")
     ax.set_xlim(-1, limit)
     ax.set_ylim(-1, limit)
-    ax.set_xlabel("true BDI-II")
-    ax.set_ylabel("predicted BDI-II")
+    ax.set_xlabel(f"true {scale.name}")
+    ax.set_ylabel(f"predicted {scale.name}")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left")
     return ax

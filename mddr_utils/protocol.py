@@ -1,6 +1,6 @@
 """The protocol behind the paper's tables (section 5: Tables 1-4, Figure 4; metrics of section 4.2).
 
-Every row of every table is made the same way (design notes 2):
+Every row of every table is made the same way:
 
 1. train on Training and select the checkpoint (epoch) on Development: `train.fit` keeps the
    epoch with the lowest Development RMSE; Testing is never passed to training or selection;
@@ -11,23 +11,25 @@ Every row of every table is made the same way (design notes 2):
    that resamples Testing recordings (see `bootstrap_interval`).
 
 Each seed's run is saved under `results_dir/runs` (predictions as CSV, configuration and history
-as JSON) and reused whenever the same model family, configuration, data and seed come back, so
-the full model is trained once and shared by Tables 1, 3, 4 and Figure 4; MDDR checkpoints go
-to `data_dir/checkpoints` through `train.run_model`, shared with the model chapters. A saved run
-is matched by configuration, data and seed, not by the code that made it: after changing the
-model or the training code, start from an empty `results_dir` (and `data_dir/checkpoints`). A row
-whose input cannot be computed (pretrained weights not available, say) is recorded as not
-computed, with the reason, never as a number.
+as JSON) and reused whenever the same model family, configuration, seed, data and code come back,
+so the full model is trained once and shared by Tables 1, 3, 4 and Figure 4; MDDR checkpoints go
+to `data_dir/checkpoints` through `train.run_model`, shared with the model chapters. Every saved
+run, checkpoint and row is named by a digest of its configuration, of its cohort's key (labels,
+feature identities and settings: `train.cohort_key`) and of the code version
+(`versioning.code_digest`): a changed label file, re-extracted features or edited code give new
+runs, never an old one read back (old files are left in place, unused). Each split must hold
+videos; an empty one is an error naming it. Every score is computed in float32. A row whose
+input cannot be computed (pretrained weights not available, say) is recorded as not computed,
+with the reason, never as a number.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -35,10 +37,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import metrics, sources
+from . import metrics, sources, versioning
 from . import train as training
 from .baselines import BASELINES, make_baseline
-from .model import BDI_MAX, MDDR
+from .data.scales import BDI_II, LabelScale, scale_by_name
+from .model import MDDR
 
 MDDR_FAMILY = "mddr"
 LEVEL = 0.95
@@ -103,6 +106,8 @@ class VariantResult:
     intervals: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    data_key: str = ""
+    code: str = field(default_factory=lambda: versioning.code_digest())
     path: Path | None = None
 
     @property
@@ -139,27 +144,11 @@ def table_stem(name: str, dataset: str, profile: str) -> str:
     return f"{name}_{dataset}_{profile}"
 
 
-def load_data(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None, seed: int = 0,
-              extraction: dict | None = None, progress: bool = True):
-    """A table's data: the simulation cohort, or features of the demo cohort or AVEC.
+def visual_weights_missing(weights: str, affectnet_checkpoint: str | Path | None = None, offline: bool = True) -> str:
+    """Why the visual backbone `weights` cannot be loaded here and how to provide them; "" when they can.
 
-    Without `extraction`, features already in `data_dir/features/<dataset>` are read as they were
-    extracted (by the feature chapters, with their weights); otherwise they are extracted (or
-    brought up to date) with `extraction`'s `ExtractionConfig` fields. Videos are kept in memory
-    once read (`in_memory`), since every row of a table reads them again.
-    """
-    from .features.pipeline import load_feature_cohort
-
-    if dataset not in sources.DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}: use one of {sources.DATASETS}")
-    cache = Path(data_dir) / "features" / dataset
-    if dataset != "simulation" and extraction is None and (cache / "manifest.json").is_file():
-        return in_memory(load_feature_cohort(cache))
-    return in_memory(sources.load_cohort(dataset, profile, data_dir, data_root, seed, extraction, progress))
-
-
-def visual_weights_missing(weights: str, affectnet_checkpoint: str | Path | None = None) -> str:
-    """Why the visual backbone `weights` cannot be loaded here and how to provide them; "" when they can."""
+    torchvision's ImageNet weights are read from the torch hub cache, and downloaded into it only
+    when `offline` is False (`sources.downloads_allowed`)."""
     from .features.visual import imagenet_checkpoint_path
 
     if weights == "none":
@@ -170,22 +159,25 @@ def visual_weights_missing(weights: str, affectnet_checkpoint: str | Path | None
                     "trained on AffectNet (AffectNet is licensed; no public weights are assumed)")
         return "" if Path(affectnet_checkpoint).is_file() else f"affectnet_checkpoint {affectnet_checkpoint} is not a file"
     url, cached = imagenet_checkpoint_path("V1" if weights == "imagenet_v1" else "V2")
-    if cached.is_file():
+    if cached.is_file() or not offline:
         return ""
     return (f"torchvision's ImageNet ResNet-50 weights are not in the torch hub cache: put {url.rsplit('/', 1)[-1]} "
-            f"(from {url}) in {cached.parent}, or set TORCH_HOME to a folder whose hub/checkpoints holds it")
+            f"(from {url}) in {cached.parent}, or set TORCH_HOME to a folder whose hub/checkpoints holds it, "
+            f"or run the feature chapters with offline=False to let them download it")
 
 
 def load_with_visual_weights(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None,
                              seed: int, weights: str, affectnet_checkpoint: str | Path | None = None,
-                             progress: bool = True):
+                             progress: bool = True, on_error: str = "skip"):
     """Features of the demo cohort or AVEC with the visual backbone `weights` (Table 2), each in its own cache.
 
-    Every other setting is the one the feature chapters used (read from the manifest of
-    `data_dir/features/<dataset>`, else the dataset's defaults), and their audio and head files
-    are reused, not recomputed, so that the rows differ in the visual backbone alone. Weights
-    other than those of the feature chapters get `data_dir/features/<dataset>-visual-<weights>`,
-    so that no run overwrites another's features.
+    Every other setting is the one the feature chapters used (`sources.recorded_extraction`, else
+    the dataset's defaults), and their audio and head files are reused, not recomputed, so that
+    the rows differ in the visual backbone alone. Weights other than those of the feature chapters
+    get `data_dir/features/<dataset>-visual-<weights>`, so that no run overwrites another's
+    features. The rules of `sources.load_cohort` hold: `data_root` is checked and the labels read
+    again on every call, only current features are reused, and a video that fails is left out
+    (`on_error`).
     """
     from .features.cache import FeatureCache
     from .features.pipeline import extract_features
@@ -193,26 +185,21 @@ def load_with_visual_weights(dataset: str, profile: str, data_dir: str | Path, d
     if dataset == "simulation":
         raise ValueError("the simulation cohort has no video to extract features from; use 'demo' or AVEC")
     chapters = FeatureCache(Path(data_dir) / "features" / dataset)
-    settings = chapters.read_manifest()["config"] if chapters.manifest_path.is_file() else {}
+    recorded = sources.recorded_extraction(dataset, data_dir)
+    settings = {**recorded, "on_error": on_error}
     checkpoint = str(affectnet_checkpoint) if weights == "affectnet" else None
     config = sources.extraction_config(dataset, **{**settings, "visual_weights": weights,
                                                    "affectnet_checkpoint": checkpoint})
     index = sources.dataset_index(dataset, profile, data_dir, data_root, seed, progress)
-    if settings and config == sources.extraction_config(dataset, **settings):
-        return in_memory(extract_features(index, chapters.root, config, progress=progress))
-    own = FeatureCache(chapters.root.with_name(f"{dataset}-visual-{weights}"))
-    for modality in ("audio", "head"):
-        own.adopt(chapters, modality)
-    return in_memory(extract_features(index, own.root, config, progress=progress))
-
-
-def _quiet(progress: bool) -> dict:
-    """tqdm arguments: off when not wanted, else left to tqdm, so that TQDM_DISABLE=1 still silences it."""
-    return {} if progress else {"disable": True}
-
-
-def _digest(value) -> str:
-    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    if recorded and config == sources.extraction_config(dataset, **settings):
+        cache = chapters
+    else:
+        cache = FeatureCache(chapters.root.with_name(f"{dataset}-visual-{weights}"))
+        for modality in ("audio", "head"):
+            cache.adopt(chapters, modality)
+    cohort = extract_features(index, cache.root, config, progress=progress)
+    cohort.origin = sources.data_origin(dataset, data_dir, data_root)
+    return in_memory(cohort)
 
 
 def recording_ids(table: pd.DataFrame) -> pd.Series:
@@ -224,12 +211,12 @@ def recording_ids(table: pd.DataFrame) -> pd.Series:
     return table["video_id"].astype(str)
 
 
-def clamp_scores(scores) -> np.ndarray:
-    """Scores clipped to the BDI-II range [0, 63]; a NaN or infinite score is an error, never clipped."""
+def clamp_scores(scores, scale: LabelScale | str = BDI_II) -> np.ndarray:
+    """Scores clipped to the range of `scale` (BDI-II [0, 63] by default); a NaN or infinite score is an error, never clipped."""
     scores = np.asarray(scores, dtype=float)
     if not np.isfinite(scores).all():
         raise ValueError(f"{int((~np.isfinite(scores)).sum())} predictions are NaN or infinite")
-    return scores.clip(0.0, BDI_MAX)
+    return np.asarray(scale_by_name(scale).clamp(scores), dtype=float)
 
 
 def per_recording(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -284,9 +271,7 @@ def in_memory(cohort, max_bytes: int = 2 << 30):
     """The same cohort, keeping each video in memory after its first load (up to `max_bytes`).
 
     Training reads every video once per epoch; the simulation cohort regenerates a video on each
-    read and a feature cohort reads it from disk. Subsets share the store. A feature cohort also
-    gets a `describe()` naming its feature settings, so that runs on features made with other
-    weights never share a checkpoint or a saved result.
+    read and a feature cohort reads it from disk. Subsets share the store.
     """
     if hasattr(cohort, "_videos_in_memory"):
         return cohort
@@ -306,25 +291,13 @@ def in_memory(cohort, max_bytes: int = 2 << 30):
 
     clone.loader = loader
     clone._videos_in_memory = store
-    if not hasattr(cohort, "describe"):
-        clone.describe = partial(_describe_table_cohort, cohort)
     return clone
-
-
-def _describe_table_cohort(cohort) -> dict:
-    """Ids, splits and labels from the table, plus the feature settings' hashes when the cohort reads a cache."""
-    described = {"name": cohort.name, "videos": _digest(cohort.table[["video_id", "split", "label"]].astype(str)
-                                                         .to_numpy().tolist())}
-    cache = getattr(cohort.loader, "args", (None,))[0] if isinstance(cohort.loader, partial) else None
-    if cache is not None and hasattr(cache, "read_manifest"):
-        described["features"] = cache.read_manifest().get("config_hashes", {})
-    return described
 
 
 def _configs(family: str, cohort, profile: str, seed: int, model_overrides: dict | None,
              train_overrides: dict | None) -> tuple[dict, training.TrainConfig]:
     """The model config (as a dict) and recipe of one run, exactly as `train.run_model` builds them."""
-    dims = training.feature_dims(cohort.subset(split="Training")[0])
+    dims = training.feature_dims(training.split_videos(cohort, "Training")[0])
     model_config, train_config = training.profile_configs(profile, dims, model_overrides if family == MDDR_FAMILY
                                                           else None, {"seed": seed, **(train_overrides or {})})
     if family == MDDR_FAMILY:
@@ -335,7 +308,7 @@ def _configs(family: str, cohort, profile: str, seed: int, model_overrides: dict
 def _train_and_select(family: str, cohort, profile: str, seed: int, data_dir, model_overrides, train_overrides,
                       train_config: training.TrainConfig, progress: bool):
     """Fit on Training with the epoch chosen on Development; Testing is not touched here."""
-    train, dev = cohort.subset(split="Training"), cohort.subset(split="Development")
+    train, dev = training.split_videos(cohort, "Training"), training.split_videos(cohort, "Development")
     # `fit` seeds its own shuffling, but the model is built before it is called: seeding here makes
     # the initial weights a function of the seed, not of whatever ran earlier in the process.
     training.set_seed(seed)
@@ -352,8 +325,8 @@ def _train_and_select(family: str, cohort, profile: str, seed: int, data_dir, mo
 
 def _evaluate_once(model, test, config: training.TrainConfig) -> pd.DataFrame:
     """The one evaluation on Testing, scores clamped to [0, 63], with each video's recording."""
-    predictions = training.predict(model, test, config.batch, config.device, config.amp)
-    predictions["pred"] = clamp_scores(predictions["pred"])
+    predictions = training.predict(model, test, config.batch, config.device)
+    predictions["pred"] = clamp_scores(predictions["pred"], test.scale)
     recordings = dict(zip(test.table["video_id"], recording_ids(test.table)))
     predictions["recording"] = predictions["video_id"].map(recordings)
     return predictions
@@ -362,31 +335,54 @@ def _evaluate_once(model, test, config: training.TrainConfig) -> pd.DataFrame:
 def run_seed(cohort, family: str, profile: str, seed: int, data_dir: str | Path, results_dir: str | Path,
              model_overrides: dict | None = None, train_overrides: dict | None = None, dataset_label: str = "",
              progress: bool = True) -> dict:
-    """One seed of one row: trained, selected on Development, evaluated on Testing once; or read back if saved."""
+    """One seed of one row: trained, selected on Development, evaluated on Testing once; or read back if
+    saved by the same run (family, configuration, seed, data and code)."""
     cohort = in_memory(cohort)
+    for split in ("Training", "Development", "Testing"):
+        training.split_videos(cohort, split)
     model_config, train_config = _configs(family, cohort, profile, seed, model_overrides, train_overrides)
-    key = {"family": family, "model": model_config, "train": asdict(train_config), "data": training.cohort_key(cohort)}
-    run_id = f"{slug(family)}_{profile}_{_digest(key)}"
+    key = {"family": family, "model": model_config, "train": asdict(train_config), "data": training.cohort_key(cohort),
+           "code": versioning.code_digest()}
+    run_id = f"{slug(family)}_{profile}_{versioning.digest(key)}"
     folder = Path(results_dir) / "runs"
     record_path, predictions_path = folder / f"{run_id}.json", folder / f"{run_id}.csv"
-    if record_path.exists() and predictions_path.exists():
-        record = json.loads(record_path.read_text())
-        record["predictions"] = pd.read_csv(predictions_path, dtype={"video_id": str, "recording": str,
-                                                                     "subject": str})
-        record["reused"] = True
+    record = _read_saved(record_path, lambda path: json.loads(path.read_text()))
+    predictions = _read_saved(predictions_path, lambda path: pd.read_csv(
+        path, dtype={"video_id": str, "recording": str, "subject": str}))
+    if record is not None and predictions is not None:
+        record["predictions"], record["reused"] = predictions, True
         return record
     run = _train_and_select(family, cohort, profile, seed, data_dir, model_overrides, train_overrides, train_config,
                             progress)
-    predictions = _evaluate_once(run.model, cohort.subset(split="Testing"), train_config)
+    predictions = _evaluate_once(run.model, training.split_videos(cohort, "Testing"), train_config)
     record = {"run_id": run_id, "family": family, "profile": profile, "seed": seed, "dataset": dataset_label,
-              "model": model_config, "train": asdict(train_config), "data_key": _digest(key["data"]),
+              "model": model_config, "train": asdict(train_config), "data_key": key["data"], "code": key["code"],
               "best_epoch": int(run.best_epoch), "best_dev": run.best_dev, "history": run.history.to_dict("list"),
               "checkpoint": str(run.checkpoint) if run.checkpoint else None, "test": testing_scores(predictions)}
-    folder.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(predictions_path, index=False)
-    record_path.write_text(json.dumps(record, indent=1, default=str))
+    _write_atomically(predictions_path, predictions.to_csv(index=False))
+    _write_atomically(record_path, json.dumps(record, indent=1, default=str))
     record["predictions"], record["reused"] = predictions, False
     return record
+
+
+def _read_saved(path: Path, read):
+    """`read(path)`, or None when there is no such file or it cannot be read (named in a warning): the run is made again."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError) as error:
+        warnings.warn(f"{path}: saved result cannot be read ({type(error).__name__}: {error}); computing it again",
+                      UserWarning, stacklevel=3)
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so that an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def run_variant(cohort, name: str, profile: str, seeds: Sequence[int], data_dir: str | Path, results_dir: str | Path,
@@ -396,9 +392,10 @@ def run_variant(cohort, name: str, profile: str, seeds: Sequence[int], data_dir:
     if family != MDDR_FAMILY and family not in BASELINES:
         raise ValueError(f"unknown family {family!r}: use {MDDR_FAMILY!r} or one of {list(BASELINES)}")
     seeds = [int(seed) for seed in seeds]
+    cohort = in_memory(cohort)
     records = [run_seed(cohort, family, profile, seed, data_dir, results_dir, model_overrides, train_overrides,
                         dataset_label, progress=False)
-               for seed in tqdm(seeds, desc=name, leave=False, **_quiet(progress))]
+               for seed in tqdm(seeds, desc=name, leave=False, **training.progress_options(progress))]
     per_seed = pd.DataFrame([{"seed": r["seed"], **r["test"], "best_epoch": r["best_epoch"],
                               "dev_mae": r["best_dev"]["mae"], "dev_rmse": r["best_dev"]["rmse"],
                               "run_id": r["run_id"], "reused": r["reused"]} for r in records])
@@ -407,7 +404,8 @@ def run_variant(cohort, name: str, profile: str, seeds: Sequence[int], data_dir:
                  for prefix in ("", "recording_") for metric in ("mae", "rmse")}
     result = VariantResult(name=name, status="computed", dataset=dataset_label, profile=profile, seeds=seeds,
                            family=family, per_seed=per_seed, predictions=predictions, intervals=intervals,
-                           model=records[0]["model"], train={k: v for k, v in records[0]["train"].items() if k != "seed"})
+                           model=records[0]["model"], train={k: v for k, v in records[0]["train"].items() if k != "seed"},
+                           data_key=records[0]["data_key"], code=records[0]["code"])
     return save_variant(result, results_dir)
 
 
@@ -420,15 +418,18 @@ def not_computed(name: str, reason: str, profile: str, seeds: Sequence[int], res
 
 
 def save_variant(result: VariantResult, results_dir: str | Path) -> VariantResult:
-    """Write a row's numbers, configuration and reason to `results_dir/variants` (JSON, predictions as CSV)."""
+    """Write a row's numbers, configuration, data key, code version and reason to `results_dir/variants`
+    (JSON, predictions as CSV), under a name that changes with any of them."""
     folder = Path(results_dir) / "variants"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{slug(result.name)}_{result.profile}_{_digest([result.dataset, result.family, result.model, result.train, result.seeds, result.status])}"
+    identity = [result.dataset, result.family, result.model, result.train, result.seeds, result.status,
+                result.data_key, result.code]
+    stem = f"{slug(result.name)}_{result.profile}_{versioning.digest(identity)}"
     summary = summarise([result]).iloc[0].to_dict()
     payload = {"name": result.name, "status": result.status, "reason": result.reason, "dataset": result.dataset,
                "profile": result.profile, "seeds": result.seeds, "family": result.family, "summary": summary,
                "per_seed": result.per_seed.to_dict("records"), "intervals": result.intervals,
-               "model": result.model, "train": result.train}
+               "model": result.model, "train": result.train, "data_key": result.data_key, "code": result.code}
     (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=_json_number))
     if result.computed:
         result.predictions.to_csv(folder / f"{stem}.csv", index=False)
@@ -542,17 +543,29 @@ def comparison_table(ours: pd.DataFrame, paper: pd.DataFrame, dataset: str, pape
     return table
 
 
-def caption(what: str, dataset_label: str, profile: str, seeds: Sequence[int], extra: str = "") -> str:
-    """A table's caption: what it shows, the data, the split, the seeds and the profile."""
-    text = (f"{what}. Data: {dataset_label}. Trained on Training, checkpoint selected on Development, "
+def video_counts(cohort) -> tuple[int, int]:
+    """How many videos a cohort uses and how many of its data's videos were left out (`Cohort.left_out`)."""
+    return len(cohort), len(cohort.left_out)
+
+
+def caption(what: str, dataset_label: str, profile: str, seeds: Sequence[int], extra: str = "",
+            cohort=None) -> str:
+    """A table's caption: what it shows, the data (with the videos used and left out, given the cohort),
+    the split, the seeds and the profile."""
+    data = dataset_label
+    if cohort is not None:
+        used, left_out = video_counts(cohort)
+        data += f"; {used} videos used" + (f", {left_out} left out (see chapter 02)" if left_out else "")
+    text = (f"{what}. Data: {data}. Trained on Training, checkpoint selected on Development, "
             f"evaluated once on Testing; MAE and RMSE over all Testing videos, mean ± std over seeds "
             f"{', '.join(map(str, seeds))}; 95% bootstrap intervals resample Testing recordings; profile {profile}.")
     return f"{text} {extra}".strip()
 
 
 def save_table(stem: str, results_dir: str | Path, caption_text: str, summary: pd.DataFrame | None = None,
-               shown: pd.DataFrame | None = None, **details) -> Path:
-    """Save a table for the book and the tests: `<stem>.csv` (numbers) and `<stem>.json` (caption, numbers, as shown)."""
+               shown: pd.DataFrame | None = None, cohort=None, **details) -> Path:
+    """Save a table for the book and the tests: `<stem>.csv` (numbers) and `<stem>.json` (caption, numbers,
+    as shown, the code version and, given the cohort, its key and the videos used and left out)."""
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if summary is not None:
@@ -560,7 +573,11 @@ def save_table(stem: str, results_dir: str | Path, caption_text: str, summary: p
     flat = shown.copy() if shown is not None else None
     if flat is not None and isinstance(flat.columns, pd.MultiIndex):
         flat.columns = [" | ".join(map(str, column)) for column in flat.columns]
-    payload = {"caption": caption_text, **details,
+    provenance = {"code": versioning.code_digest()}
+    if cohort is not None:
+        used, left_out = video_counts(cohort)
+        provenance.update(data_key=training.cohort_key(cohort), videos_used=used, videos_left_out=left_out)
+    payload = {"caption": caption_text, **provenance, **details,
                "rows": summary.reset_index().to_dict("records") if summary is not None else [],
                "shown": flat.reset_index().to_dict("records") if flat is not None else []}
     path = folder / f"{stem}.json"
@@ -595,8 +612,12 @@ def cross_validation_folds(cohort, folds: int) -> list[tuple[list[str], list[str
     from sklearn.model_selection import GroupKFold
 
     pool = cohort.table[cohort.table["split"].isin(["Training", "Development"])].reset_index(drop=True)
+    if pool.empty:
+        raise ValueError(f"{training.data_location(cohort)}: the Training and Development splits have no videos; "
+                         "cross-validation folds are cut from them")
     if pool["subject"].nunique() < folds:
-        raise ValueError(f"{pool['subject'].nunique()} subjects cannot make {folds} folds")
+        raise ValueError(f"{training.data_location(cohort)}: the {pool['subject'].nunique()} subjects of Training "
+                         f"and Development cannot make {folds} folds")
     splitter = GroupKFold(n_splits=folds)
     return [(pool["video_id"].iloc[kept].tolist(), pool["video_id"].iloc[held].tolist())
             for kept, held in splitter.split(pool, groups=pool["subject"])]
@@ -615,7 +636,7 @@ def delta_cross_validation(cohort, deltas: Sequence[float], folds: int, profile:
     split = cross_validation_folds(cohort, folds)
     rows = []
     jobs = [(delta, fold) for delta in deltas for fold in range(folds)]
-    for delta, fold in tqdm(jobs, desc="δ × fold", **_quiet(progress)):
+    for delta, fold in tqdm(jobs, desc="δ × fold", **training.progress_options(progress)):
         kept, held = split[fold]
         overrides = {**(train_overrides or {}), "loss": "drloss", "delta": float(delta)}
         rows.append({"delta": float(delta), "fold": fold,
@@ -630,18 +651,18 @@ def _cross_validation_run(cohort, kept: list[str], held: list[str], profile: str
     dims = training.feature_dims(train[0])
     model_config, config = training.profile_configs(profile, dims, model_overrides, {"seed": seed, **train_overrides})
     key = {"model": model_config.to_dict(), "train": asdict(config), "data": training.cohort_key(cohort),
-           "kept": sorted(kept), "held": sorted(held)}
-    path = Path(results_dir) / "runs" / f"cv_{profile}_{_digest(key)}.json"
-    if path.exists():
-        return json.loads(path.read_text())["scores"]
+           "code": versioning.code_digest(), "kept": sorted(kept), "held": sorted(held)}
+    path = Path(results_dir) / "runs" / f"cv_{profile}_{versioning.digest(key)}.json"
+    saved = _read_saved(path, lambda saved_path: json.loads(saved_path.read_text())["scores"])
+    if saved is not None:
+        return saved
     training.set_seed(seed)
     run = training.fit(MDDR(model_config), train, held_out, config, progress=False)
     last = run.history.iloc[-1]
     scores = {"mae": float(last["dev_mae"]), "rmse": float(last["dev_rmse"]), "epochs": int(last["epoch"]),
               "train_videos": len(kept), "held_out_videos": len(held)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"scores": scores, "history": run.history.to_dict("list"), **key}, indent=1,
-                               default=str))
+    _write_atomically(path, json.dumps({"scores": scores, "history": run.history.to_dict("list"), **key}, indent=1,
+                                       default=str))
     return scores
 
 

@@ -1,14 +1,20 @@
 """Where a chapter's data comes from, chosen by its `dataset` and `profile` parameters.
 
-`simulation`: the feature-level simulation cohort (design notes 8), sized by profile: `paper`
+`simulation`: the feature-level simulation cohort (`data.simulation`), sized by profile: `paper`
 at the full feature sizes 2048/1024/12; `demo` at compact sizes 128/64/12 with the same planted
 structure (the planted latents are 8-dimensional, so nothing is lost, and training fits two
-CPU cores); `smoke` a few short videos.
+CPU cores); `smoke` a few short videos. `demo`, `avec2014`, `avec2013`: videos, whose features
+(paper section 3.2) are pre-extracted into the feature cache `data_dir/features/<dataset>`.
+
+`load_cohort` is the one way every chapter gets its data, the tables' included. There is no
+shortcut to a cache: each call checks `data_root`, indexes the videos and reads the label files
+again, and reuses a video's cached features only if the video file is unchanged and the settings
+match (`features.cache`); a video that fails is left out with a warning, not an error.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,12 +54,20 @@ def describe_source(dataset: str, profile: str) -> str:
 
 
 def check_dataset(dataset: str, data_root: str | Path | None) -> None:
-    """Refuse an unknown dataset name, or an AVEC dataset without its folder."""
+    """Refuse an unknown dataset name, or an AVEC dataset whose data_root is not given, not a folder, or empty."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: use one of {DATASETS}")
-    if dataset.startswith("avec") and (data_root is None or not Path(data_root).is_dir()):
-        raise FileNotFoundError(f"{dataset}: data_root {data_root!r} is not a folder; "
-                                "see the book's page 'Reproduce on AVEC2013/2014'")
+    if not dataset.startswith("avec"):
+        return
+    help_page = "see the book's page 'Reproduce on AVEC2013/2014'"
+    if data_root is None:
+        raise FileNotFoundError(f"{dataset}: no data_root given; set it to the folder of your {dataset.upper()} "
+                                f"copy ({help_page})")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{dataset}: data_root {str(root)!r} is not a folder; {help_page}")
+    if not any(root.iterdir()):
+        raise FileNotFoundError(f"{dataset}: data_root {str(root)!r} is an empty folder; {help_page}")
 
 DEMO_EXTRACTION = dict(visual_weights="none", hubert="random", offline=True)
 """No pretrained weights can be had offline: the demo cohort's features come from a randomly
@@ -75,6 +89,33 @@ def dataset_index(dataset: str, profile: str, data_dir: str | Path, data_root: s
     if dataset == "avec2013":
         return index_avec2013(data_root)
     raise ValueError(f"{dataset!r} has no raw videos: it is generated at the feature level")
+
+
+def data_origin(dataset: str, data_dir: str | Path, data_root: str | Path | None) -> str:
+    """The folder a raw-video dataset's videos come from, for error messages."""
+    if dataset.startswith("avec"):
+        return str(Path(data_root).expanduser().absolute())
+    return str(Path(data_dir) / "demo_cohort")
+
+
+def recorded_extraction(dataset: str, data_dir: str | Path) -> dict:
+    """The feature settings recorded in the manifest of `data_dir/features/<dataset>` (those the feature
+    chapters chose, `on_error` aside), or {} if there is no readable manifest."""
+    from .features.cache import FeatureCache
+    from .features.pipeline import ExtractionConfig
+
+    manifest = FeatureCache(Path(data_dir) / "features" / dataset).read_manifest_or_none() or {}
+    recorded = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    known = {option.name for option in fields(ExtractionConfig)} - {"on_error"}
+    return {name: value for name, value in recorded.items() if name in known}
+
+
+def downloads_allowed(dataset: str, data_dir: str | Path) -> bool:
+    """Whether pretrained weights may be downloaded for this dataset's features: the `offline` setting
+    the feature chapters recorded, else the dataset's default (the demo cohort never downloads; AVEC may)."""
+    recorded = recorded_extraction(dataset, data_dir)
+    default = DEMO_EXTRACTION["offline"] if dataset == "demo" else False
+    return not recorded.get("offline", default)
 
 
 def extraction_config(dataset: str, **overrides):
@@ -100,33 +141,55 @@ class FeatureRun:
 
 
 def extract_dataset_features(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None,
-                             seed: int = 0, extraction: dict | None = None, progress: bool = True) -> FeatureRun:
+                             seed: int = 0, extraction: dict | None = None, progress: bool = True,
+                             on_error: str = "skip") -> FeatureRun:
     """Features of the demo cohort (built under `data_dir` if needed) or AVEC, extracted into
-    `data_dir/features/<dataset>` with `extraction`'s settings where not already current there.
+    `data_dir/features/<dataset>` where not already current there.
 
-    The feature chapters (02-04) all call this with the same settings, so that whichever runs
-    first extracts every modality and the others find them current; a chapter run with other
-    settings for one modality recomputes that modality only.
+    The settings, in order of precedence: `extraction`'s `ExtractionConfig` fields (None values
+    ignored), those recorded in the cache's manifest (what the feature chapters chose last), the
+    dataset's defaults. So one set of feature settings, given to the feature chapters, holds for
+    every later chapter, which may still change a field. `on_error` ("skip" or "raise", see
+    ExtractionConfig) applies unless `extraction` sets it. The feature chapters (02-04) all call
+    this with the same settings, so that whichever runs first extracts every modality and the
+    others find them current; a chapter run with other settings for one modality recomputes that
+    modality only.
     """
     from .features.pipeline import extract_features
 
     check_dataset(dataset, data_root)
     index = dataset_index(dataset, profile, data_dir, data_root, seed, progress)
-    config = extraction_config(dataset, **(extraction or {}))
+    chosen = {name: value for name, value in (extraction or {}).items() if value is not None}
+    settings = {**recorded_extraction(dataset, data_dir), "on_error": on_error, **chosen}
+    config = extraction_config(dataset, **settings)
     cache_dir = Path(data_dir) / "features" / dataset
     started = time.perf_counter()
     cohort = extract_features(index, cache_dir, config, progress=progress)
+    cohort.origin = data_origin(dataset, data_dir, data_root)
     return FeatureRun(index, config, cache_dir, cohort, time.perf_counter() - started)
 
 
 def load_cohort(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None,
-                seed: int = 0, extraction: dict | None = None, progress: bool = True) -> Cohort:
-    """The cohort a chapter works on: simulated features, or features extracted (and cached under
-    `data_dir/features/<dataset>`) from the demo cohort's or AVEC's videos."""
+                seed: int = 0, extraction: dict | None = None, progress: bool = True,
+                on_error: str = "skip") -> Cohort:
+    """The cohort a chapter works on: the simulation cohort, or the features of the demo cohort's or
+    AVEC's videos, cached under `data_dir/features/<dataset>`.
+
+    On every call: `data_root` is checked (AVEC: a missing or empty folder is an error naming it),
+    the videos are indexed and their label files read again, and a video's cached features are
+    reused only if its files are unchanged and the settings match; the others are extracted, with
+    a printed line saying how many and why. Settings: `extraction`'s fields over those the feature
+    chapters chose (recorded in the cache's manifest) over the dataset's defaults.
+    A video that fails is left out with a warning naming its file and why (`on_error="skip"`;
+    "raise" raises after trying every video); the cohort's `left_out` lists them and its
+    `fingerprint` digests labels, input identities and settings. `Cohort.require_splits` gives a
+    clear error when a split a chapter needs is empty.
+    """
     check_dataset(dataset, data_root)
     if dataset == "simulation":
         return simulation_cohort(profile, seed)
-    return extract_dataset_features(dataset, profile, data_dir, data_root, seed, extraction, progress).cohort
+    return extract_dataset_features(dataset, profile, data_dir, data_root, seed, extraction, progress,
+                                    on_error).cohort
 
 
 def planted_truth_cohort(dataset: str, profile: str, seed: int = 0) -> Cohort:

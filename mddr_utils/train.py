@@ -1,15 +1,20 @@
 """Training and evaluation (section 4.3): SGD with momentum 0.9 and weight decay 5e-4, lr 1e-3
 times 0.1 every 50 epochs, batch 16, DRLoss; the checkpoint is selected on Development and
-Testing is evaluated once (design notes 2). Profiles size the same recipe for tests (`smoke`),
+Testing is evaluated once. Profiles size the same recipe for tests (`smoke`),
 the book on 2 CPU cores (`demo`) and the paper (`paper`).
+
+Training steps may run in reduced precision (`TrainConfig.amp`: bfloat16 autocast where the
+device has it); every score, Development selection and Testing alike, is computed in float32,
+so that the numbers do not depend on the machine. A checkpoint is named by its configuration,
+its cohort's key and the code version (`mddr_utils.versioning`), and is never overwritten by a
+run made with another of them.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -21,11 +26,13 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import metrics
+from . import metrics, versioning
 from .data.container import VideoFeatures, collate
-from .device import autocast, pick_device
+from .device import autocast, float32, pick_device
+from .data.scales import BDI_II
 from .losses import make_loss
 from .model import MDDR, MDDRConfig
+from .progress import progress_options
 
 
 @dataclass
@@ -48,6 +55,7 @@ class TrainConfig:
     select_metric: str = "rmse"
     device: str = "auto"
     amp: bool = True
+    """Reduced-precision autocast for the training steps only; evaluation is always float32."""
     start_at_train_mean: bool = True
 
 
@@ -129,20 +137,27 @@ def loader(videos: Sequence[VideoFeatures], batch: int, shuffle: bool = False, s
     return DataLoader(dataset, batch_size=batch, shuffle=shuffle, collate_fn=collate, generator=generator)
 
 
-def _quiet(progress: bool) -> dict:
-    """tqdm arguments: off when not wanted, else left to tqdm (so TQDM_DISABLE=1 still silences it)."""
-    return {} if progress else {"disable": True}
+def data_location(videos) -> str:
+    """Where a cohort's videos come from, for error messages: its folder (`Cohort.origin`), else its name."""
+    return getattr(videos, "origin", "") or getattr(videos, "name", "the videos given")
+
+
+def split_videos(cohort, split: str):
+    """The videos of one split of `cohort`; an empty split is an error naming it and the data folder."""
+    return cohort.require_splits(split).subset(split=split)
 
 
 @torch.inference_mode()
 def predict(model: MDDR, videos: Sequence[VideoFeatures], batch: int = 16, device: str | torch.device = "auto",
-            amp: bool = True, progress: bool = False) -> pd.DataFrame:
-    """One row per video: ids, split, task, label and the model's score (clamped to [0, 63])."""
+            progress: bool = False) -> pd.DataFrame:
+    """One row per video: ids, split, task, label and the model's score (clamped to [0, 63]), in float32."""
+    if len(videos) == 0:
+        raise ValueError(f"{data_location(videos)}: no videos to predict")
     device = pick_device(device) if isinstance(device, str) else device
     model = model.to(device).eval()
     rows = []
-    for padded in tqdm(loader(videos, batch), desc="predict", leave=False, **_quiet(progress)):
-        with autocast(device, amp):
+    for padded in tqdm(loader(videos, batch), desc="predict", leave=False, **progress_options(progress)):
+        with float32(device):
             scores = model(padded.to(device)).float().cpu().numpy()
         rows += [dict(video_id=v, label=float(y), pred=float(p))
                  for v, y, p in zip(padded.video_ids, padded.label.tolist(), scores)]
@@ -172,25 +187,29 @@ class TrainResult:
 def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence[VideoFeatures],
         config: TrainConfig, checkpoint: str | Path | None = None, progress: bool = True,
         data_key: str = "") -> TrainResult:
-    """Train on `train_videos`, evaluate Development every epoch, keep the best epoch's weights."""
+    """Train on `train_videos`, evaluate Development every epoch (in float32), keep the best epoch's weights."""
+    for videos, role in ((train_videos, "training"), (dev_videos, "Development (to select the epoch)")):
+        if len(videos) == 0:
+            raise ValueError(f"{data_location(videos)}: no {role} videos")
     set_seed(config.seed)
     device = pick_device(config.device)
     model = model.to(device)
     if config.start_at_train_mean:
         model.init_output_bias(float(np.mean(_labels(train_videos))))
-    criterion = make_loss(config.loss, config.delta, config.loss_weight, config.huber_delta)
+    criterion = make_loss(config.loss, config.delta, config.loss_weight, config.huber_delta,
+                          scale=getattr(model, "scale", BDI_II))
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     batches = loader(train_videos, config.batch, shuffle=True, seed=config.seed, crop_steps=config.crop_steps)
     history, best, best_state = [], None, None
-    bar = tqdm(range(1, config.num_epochs + 1), desc="epochs", **_quiet(progress))
+    bar = tqdm(range(1, config.num_epochs + 1), desc="epochs", **progress_options(progress))
     for epoch in bar:
         model.train()
         total, count = 0.0, 0
         for padded in batches:
             padded = padded.to(device)
-            with autocast(device, config.amp):
+            with autocast(device, config.amp, training=True):
                 loss = criterion(model(padded).float(), padded.label)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -198,7 +217,7 @@ def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence
             total, count = total + loss.item() * len(padded), count + len(padded)
         lr = schedule.get_last_lr()[0]
         schedule.step()
-        dev = score(predict(model, dev_videos, config.batch, device, config.amp))
+        dev = score(predict(model, dev_videos, config.batch, device))
         history.append(dict(epoch=epoch, lr=lr, train_loss=total / count, dev_mae=dev["mae"], dev_rmse=dev["rmse"]))
         if best is None or dev[config.select_metric] < best[1][config.select_metric]:
             best = (epoch, dev)
@@ -213,24 +232,51 @@ def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence
 
 
 def _run_meta(config: TrainConfig, result: TrainResult | None, data_key: str) -> dict:
-    meta = {"train": asdict(config), "data": data_key}
+    meta = {"train": asdict(config), "data": data_key, "code": versioning.code_digest()}
     if result is not None:
         meta.update(best_epoch=result.best_epoch, best_dev=result.best_dev, history=result.history.to_dict("list"))
     return meta
 
 
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _field_differences(stored: dict, wanted: dict, prefix: str) -> list[str]:
+    absent = object()
+    return [f"{prefix}{name} (checkpoint {stored.get(name, '<absent>')!r}, this run {wanted.get(name, '<absent>')!r})"
+            for name in sorted(set(stored) | set(wanted)) if stored.get(name, absent) != wanted.get(name, absent)]
+
+
+def run_differences(path: str | Path, model_config: MDDRConfig, config: TrainConfig, data_key: str = "") -> list[str]:
+    """Each field in which the run stored in checkpoint `path` differs from the run these arguments describe."""
+    stored = read_checkpoint_meta(path)
+    wanted = _as_json(_run_meta(config, None, data_key))
+    meta = stored["meta"]
+    found = _field_differences(stored["config"], _as_json(model_config.to_dict()), "model.")
+    found += _field_differences(meta.get("train") or {}, wanted["train"], "train.")
+    for name, label in (("data", "data (the cohort's key)"), ("code", "code version")):
+        if meta.get(name) != wanted[name]:
+            found.append(f"{label} (checkpoint {meta.get(name)!r}, this run {wanted[name]!r})")
+    return found
+
+
 def train_or_load(model_config: MDDRConfig, config: TrainConfig, train_videos: Sequence[VideoFeatures],
                   dev_videos: Sequence[VideoFeatures], checkpoint: str | Path, data_key: str = "",
                   progress: bool = True) -> TrainResult:
-    """`fit`, unless `checkpoint` holds a run with the same model config, recipe and `data_key`."""
+    """`fit`, unless `checkpoint` holds a run with the same model config, recipe, `data_key` and code
+    version, which is loaded; a checkpoint made by any other run is never overwritten: an error names
+    the file and each differing field."""
     checkpoint = Path(checkpoint)
     if checkpoint.exists():
-        meta = read_checkpoint_meta(checkpoint)
-        wanted = json.loads(json.dumps(_run_meta(config, None, data_key), default=str))
-        if meta["config"] == model_config.to_dict() and all(meta["meta"].get(k) == v for k, v in wanted.items()):
-            run = meta["meta"]
-            return TrainResult(model=load_checkpoint(checkpoint), history=pd.DataFrame(run["history"]),
-                               best_epoch=run["best_epoch"], best_dev=run["best_dev"], checkpoint=checkpoint)
+        differences = run_differences(checkpoint, model_config, config, data_key)
+        if differences:
+            raise FileExistsError(
+                f"{checkpoint}: made by another run, not overwritten; it differs in {'; '.join(differences)}. "
+                "Delete it or give another path (run_model names each checkpoint by its run)")
+        run = read_checkpoint_meta(checkpoint)["meta"]
+        return TrainResult(model=load_checkpoint(checkpoint), history=pd.DataFrame(run["history"]),
+                           best_epoch=run["best_epoch"], best_dev=run["best_dev"], checkpoint=checkpoint)
     set_seed(config.seed)  # the initial weights, built before `fit` seeds, must depend on the seed alone
     return fit(MDDR(model_config), train_videos, dev_videos, config, checkpoint, progress, data_key)
 
@@ -253,41 +299,89 @@ def save_checkpoint(model: MDDR, path: str | Path, meta: dict | None = None) -> 
     return path
 
 
+def _looks_pickled(path: Path) -> bool:
+    """torch.save writes a zip archive (or, in its legacy format, a pickle stream starting with its protocol byte)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
+
+
 def read_checkpoint_meta(path: str | Path) -> dict:
     """The model config and run metadata stored in a checkpoint, without loading its weights."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except Exception as error:
+        if _looks_pickled(path):
+            raise ValueError(f"{path}: a pickled PyTorch file (torch.save), refused: checkpoints are read only as "
+                             "safetensors, which cannot run code when loaded; write them with "
+                             "mddr_utils.train.save_checkpoint") from error
         raise ValueError(f"{path}: not a readable MDDR checkpoint ({error})") from error
     if "config" not in metadata:
         raise ValueError(f"{path}: checkpoint has no model config in its metadata")
-    return {"config": json.loads(metadata["config"]), "meta": json.loads(metadata.get("meta", "{}"))}
+    try:
+        return {"config": json.loads(metadata["config"]), "meta": json.loads(metadata.get("meta", "{}"))}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the checkpoint's metadata is not valid JSON ({error})") from error
+
+
+FIELDS_WITH_DEFAULTS = ("label_scale",)
+"""Model config fields added after checkpoints were first written: a checkpoint without one gets
+its default (BDI-II, the only scale before)."""
+
+
+def _checkpoint_config(path: Path, stored: dict) -> MDDRConfig:
+    known = {f.name for f in fields(MDDRConfig)}
+    unknown, missing = sorted(set(stored) - known), sorted(known - set(stored) - set(FIELDS_WITH_DEFAULTS))
+    if unknown or missing:
+        parts = ([f"fields this MDDRConfig does not have: {', '.join(unknown)}"] if unknown else []) + \
+                ([f"fields it lacks: {', '.join(missing)}"] if missing else [])
+        raise ValueError(f"{path}: the checkpoint's model config was written by another version of MDDR; "
+                         + "; ".join(parts))
+    try:
+        return MDDRConfig.from_dict(stored, source=str(path))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: the checkpoint's model config is not valid ({error})") from error
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> MDDR:
-    """The model saved by `save_checkpoint`, in eval mode."""
-    model = MDDR(MDDRConfig(**read_checkpoint_meta(path)["config"]))
-    model.load_state_dict(load_file(str(path), device=str(device)))
+    """The model saved by `save_checkpoint`, in eval mode; an error names the file and each field that does not fit."""
+    path = Path(path)
+    model = MDDR(_checkpoint_config(path, read_checkpoint_meta(path)["config"]))
+    try:
+        weights = load_file(str(path), device=str(device))
+    except Exception as error:
+        raise ValueError(f"{path}: the checkpoint's weights cannot be read ({error})") from error
+    expected = model.state_dict()
+    problems = [f"{name} missing from the file" for name in expected if name not in weights]
+    problems += [f"{name} in the file but not in the model" for name in weights if name not in expected]
+    problems += [f"{name} has shape {tuple(weights[name].shape)} in the file, {tuple(tensor.shape)} in the model"
+                 for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
+    if problems:
+        raise ValueError(f"{path}: the weights do not fit the model its metadata describes: {'; '.join(problems)}")
+    model.load_state_dict(weights)
     return model.to(device).eval()
 
 
 def cohort_key(cohort) -> str:
-    """A string that changes whenever the cohort's content would: its description, or its ids and labels."""
-    if hasattr(cohort, "describe"):
-        return json.dumps(cohort.describe(), sort_keys=True, default=str)
-    return json.dumps([(v.video_id, v.label) for v in cohort])
+    """A digest that changes whenever the cohort's content would: its fingerprint (ids, subjects, tasks,
+    splits, labels, feature identities and settings) and, for a generated cohort, its description."""
+    description = cohort.describe() if hasattr(cohort, "describe") else None
+    return versioning.digest({"fingerprint": cohort.fingerprint, "description": description})
 
 
 def run_model(cohort, profile: str, seed: int, data_dir: str | Path, model_overrides: dict | None = None,
               train_overrides: dict | None = None, progress: bool = True) -> TrainResult:
     """Train MDDR on the cohort's Training split, selected on Development, as `profile` sizes it;
-    reuse the checkpoint under `data_dir/checkpoints` when the same run was done before."""
-    train, dev = cohort.subset(split="Training"), cohort.subset(split="Development")
+    reuse the checkpoint under `data_dir/checkpoints` made by the same run (configuration, data and code)."""
+    train, dev = split_videos(cohort, "Training"), split_videos(cohort, "Development")
     model_config, config = profile_configs(profile, feature_dims(train[0]), model_overrides,
                                            {"seed": seed, **(train_overrides or {})})
     key = cohort_key(cohort)
-    run_id = hashlib.sha1(json.dumps([model_config.to_dict(), asdict(config), key], default=str).encode()).hexdigest()[:12]
+    run_id = versioning.digest({"model": model_config.to_dict(), "train": asdict(config), "data": key,
+                                "code": versioning.code_digest()})
     checkpoint = Path(data_dir) / "checkpoints" / f"mddr_{profile}_{run_id}.safetensors"
     return train_or_load(model_config, config, train, dev, checkpoint, data_key=key, progress=progress)

@@ -172,3 +172,12 @@ def test_linked_split_folders_are_followed(tmp_path):
     index = index_avec2014(root)
     assert sorted(set(index["split"])) == ["Testing", "Training"]
     assert index.set_index("video_id").loc["206_1_Freeform", "label"] == 22
+
+
+def test_a_recording_whose_videos_sit_in_two_splits_is_refused_naming_them(tmp_path):
+    avec2014_tree(tmp_path, {"Training": {"203_1": 10}, "Testing": {"204_1": 20}})
+    moved = tmp_path / "Testing" / "Northwind" / "203_1_Northwind_video.mp4"
+    (tmp_path / "Training" / "Northwind" / "203_1_Northwind_video.mp4").rename(moved)
+    with pytest.raises(ValueError, match="recording 203_1 has videos in several splits") as error:
+        index_avec2014(tmp_path)
+    assert str(moved) in str(error.value) and "203_1_Freeform_video.mp4 is in Training" in str(error.value)

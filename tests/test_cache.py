@@ -1,11 +1,14 @@
 """The feature cache: round trips, provenance, invalidation, atomic writes, refusal of NaN."""
+import hashlib
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
 
 from mddr_utils.features import cache as cache_module
-from mddr_utils.features.cache import FeatureCache, input_signature, settings_hash
+from mddr_utils.features.cache import SAMPLE_BYTES, FeatureCache, input_signature, same_inputs, settings_hash
 
 
 def test_round_trip_keeps_arrays_and_provenance(tmp_path):
@@ -26,14 +29,38 @@ def test_currency_depends_on_settings_and_inputs(tmp_path):
     video = tmp_path / "203_1_Freeform_video.mp4"
     video.write_bytes(b"0123456789")
     inputs = input_signature([video])
-    assert inputs == [["203_1_Freeform_video.mp4", 10]]
+    assert (inputs[0]["name"], inputs[0]["size"]) == ("203_1_Freeform_video.mp4", 10)
+    assert inputs[0]["sample_sha256"] == hashlib.sha256(b"10" + b"0123456789").hexdigest()
     assert not cache.is_current("audio", "203_1_Freeform", "h1", inputs)
+    assert cache.why_stale("audio", "203_1_Freeform", "h1", inputs) == "not extracted yet"
     cache.write("audio", "203_1_Freeform", {"audio": np.zeros((4, 2), np.float32)},
                 {"config_hash": "h1", "inputs": inputs})
     assert cache.is_current("audio", "203_1_Freeform", "h1", inputs)
-    assert not cache.is_current("audio", "203_1_Freeform", "h2", inputs)
+    assert cache.why_stale("audio", "203_1_Freeform", "h2", inputs) == "settings changed"
     video.write_bytes(b"a different, longer recording")
-    assert not cache.is_current("audio", "203_1_Freeform", "h1", input_signature([video]))
+    assert cache.why_stale("audio", "203_1_Freeform", "h1", input_signature([video])) == "input file changed"
+
+
+def test_identity_follows_content_not_time_nor_name(tmp_path):
+    """A copied corpus (new times, new names) stays current; a same-size re-encode anywhere sampled does not."""
+    rng = np.random.default_rng(0)
+    original = tmp_path / "a" / "x_video.mp4"
+    original.parent.mkdir()
+    content = rng.integers(0, 256, 5 * SAMPLE_BYTES + 123, dtype=np.uint8).tobytes()
+    original.write_bytes(content)
+    recorded = input_signature([original])
+    copy = tmp_path / "b" / "renamed.mp4"
+    copy.parent.mkdir()
+    shutil.copyfile(original, copy)
+    os.utime(copy, ns=(0, recorded[0]["mtime_ns"] + 10**9))
+    assert input_signature([copy])[0]["mtime_ns"] != recorded[0]["mtime_ns"]
+    assert same_inputs(recorded, input_signature([copy]))
+    for position in (0, len(content) // 2, len(content) - 1):  # start, middle and end sample
+        edited = bytearray(content)
+        edited[position] ^= 0xFF
+        copy.write_bytes(bytes(edited))
+        assert not same_inputs(recorded, input_signature([copy])), position
+    assert not same_inputs([["x_video.mp4", len(content)]], recorded), "the old [name, size] records are stale"
 
 
 def test_settings_hash_ignores_key_order():

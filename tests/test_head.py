@@ -1,4 +1,5 @@
 """Head pose and gaze: OpenFace CSVs, frame matching, rotation conventions, the built-in estimator."""
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,10 @@ import pytest
 from skimage.data import astronaut
 
 from mddr_utils.features import head as head_module
-from mddr_utils.features.head import (HEAD_COLUMNS, HeadPoseGazeEstimator, euler_to_rotation, find_openface_csv,
-                                      match_openface, openface_intrinsics, pose_and_gaze, read_openface_csv,
-                                      rotation_to_euler)
+from mddr_utils.features.head import (HEAD_COLUMNS, HeadPoseGazeEstimator, check_openface_against_video,
+                                      euler_to_rotation, find_openface_csv, match_openface, openface_intrinsics,
+                                      pose_and_gaze, read_openface_csv, rotation_to_euler)
+from mddr_utils.features.video import InputMismatchWarning
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openface"
 
@@ -76,6 +78,106 @@ def test_csv_is_found_by_video_stem_or_id(tmp_path):
         "203_1_Freeform_video.csv"
     with pytest.raises(FileNotFoundError, match="204_1_Freeform"):
         find_openface_csv(tmp_path, "/data/204_1_Freeform_video.mp4", "204_1_Freeform")
+
+
+VIDEO_FRAMES = 240
+SAMPLED = np.arange(0, VIDEO_FRAMES, 25)  # keep 4 of every 100
+
+
+def write_openface(path: Path, frames, success=1, empty_column: str | None = None) -> Path:
+    """An OpenFace-style CSV with a row per frame number; pose_Tx holds the frame number, to check the matching."""
+    lines = ["frame, face_id, timestamp, confidence, success, " + ", ".join(HEAD_COLUMNS)]
+    for row, frame in enumerate(frames):
+        values = {name: 0.0 for name in HEAD_COLUMNS}
+        values.update(pose_Tx=float(frame), pose_Tz=600.0, gaze_0_z=-1.0, gaze_1_z=-1.0)
+        cells = ["" if name == empty_column else f"{values[name]:g}" for name in HEAD_COLUMNS]
+        lines.append(f"{frame}, 0, {row / 30:.3f}, 0.98, {success}, " + ", ".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def match_against_video(path: Path, by: str = "frame"):
+    return match_openface(read_openface_csv(path), SAMPLED, SAMPLED / 30.0, by=by, source=str(path),
+                          video_frames=VIDEO_FRAMES, video="clip.mp4")
+
+
+def test_a_csv_that_covers_its_video_matches_silently(tmp_path):
+    path = write_openface(tmp_path / "whole.csv", range(1, VIDEO_FRAMES + 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values, valid = match_against_video(path)
+    assert valid.all()
+    assert values[:, HEAD_COLUMNS.index("pose_Tx")].tolist() == (SAMPLED + 1).tolist()
+
+
+def test_every_row_failed_leaves_the_head_stream_missing_with_a_warning(tmp_path):
+    path = write_openface(tmp_path / "failed.csv", range(1, VIDEO_FRAMES + 1), success=0)
+    with pytest.warns(InputMismatchWarning, match="head stream of this video is missing") as caught:
+        values, valid = match_against_video(path)
+    assert str(path) in str(caught[0].message) and len(caught) == 1
+    assert not valid.any() and not values.any()
+
+
+def test_a_header_only_csv_leaves_the_head_stream_missing_with_a_warning(tmp_path):
+    path = write_openface(tmp_path / "header.csv", [])
+    for video_frames in (VIDEO_FRAMES, None):
+        with pytest.warns(InputMismatchWarning, match="holds no rows") as caught:
+            _, valid = match_openface(read_openface_csv(path), SAMPLED, SAMPLED / 30.0, source=str(path),
+                                      video_frames=video_frames)
+        assert str(path) in str(caught[0].message) and not valid.any()
+
+
+def test_an_empty_column_is_named_and_no_row_counts(tmp_path):
+    path = write_openface(tmp_path / "nogaze.csv", range(1, VIDEO_FRAMES + 1), empty_column="gaze_1_y")
+    with pytest.warns(InputMismatchWarning, match="gaze_1_y") as caught:
+        table = read_openface_csv(path)
+    assert str(path) in str(caught[0].message)
+    with pytest.warns(InputMismatchWarning, match="missing"):
+        _, valid = match_openface(table, SAMPLED, SAMPLED / 30.0, source=str(path), video_frames=VIDEO_FRAMES)
+    assert not valid.any()
+
+
+def test_a_csv_three_times_longer_than_its_video_is_refused(tmp_path):
+    path = write_openface(tmp_path / "long.csv", range(1, 3 * VIDEO_FRAMES + 1))
+    with pytest.raises(ValueError, match="another") as caught:
+        match_against_video(path)
+    assert str(path) in str(caught.value) and f"{VIDEO_FRAMES} frames" in str(caught.value)
+    with pytest.raises(ValueError, match=str(path)):
+        check_openface_against_video(read_openface_csv(path), VIDEO_FRAMES, source=str(path))
+
+
+def test_a_frame_or_two_more_than_the_video_is_tolerated(tmp_path):
+    path = write_openface(tmp_path / "one_more.csv", range(1, VIDEO_FRAMES + 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, valid = match_against_video(path)
+    assert valid.all()
+
+
+@pytest.mark.parametrize("by", ["frame", "timestamp"])
+def test_a_csv_covering_part_of_its_video_is_warned_about_with_the_fraction(tmp_path, by):
+    path = write_openface(tmp_path / "part.csv", range(1, 101))
+    with pytest.warns(InputMismatchWarning) as caught:
+        _, valid = match_against_video(path, by=by)
+    message = str(caught[0].message)
+    assert str(path) in message and f"100 of the {VIDEO_FRAMES} frames" in message and "42%" in message
+    assert valid.tolist() == (SAMPLED < 100).tolist()
+
+
+def test_zero_based_frame_numbers_are_detected_and_shifted(tmp_path):
+    path = write_openface(tmp_path / "zero_based.csv", range(VIDEO_FRAMES))
+    with pytest.warns(InputMismatchWarning, match="from 0") as caught:
+        values, valid = match_against_video(path)
+    assert str(path) in str(caught[0].message)
+    assert valid.all()
+    # The row numbered i describes decoded frame i: its pose_Tx (the number written) equals the frame index.
+    assert values[:, HEAD_COLUMNS.index("pose_Tx")].tolist() == SAMPLED.tolist()
+
+
+def test_a_negative_frame_number_is_refused(tmp_path):
+    path = write_openface(tmp_path / "negative.csv", range(-1, 10))
+    with pytest.raises(ValueError, match=f"{path}: holds the negative frame number -1"):
+        match_openface(read_openface_csv(path), SAMPLED, SAMPLED / 30.0, source=str(path))
 
 
 def test_euler_convention_is_openfaces():

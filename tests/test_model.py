@@ -128,3 +128,26 @@ def test_bad_configs_are_refused():
         MDDRConfig(modalities=("visual", "text"))
     with pytest.raises(ValueError, match="head_filters"):
         MDDRConfig(head_filters=256)
+
+
+def test_label_scale_defaults_to_bdi_ii_and_sets_the_clamp(tiny_config, videos):
+    assert MDDRConfig().label_scale == "BDI-II" and MDDR(tiny_config).scale.maximum == 63
+    phq = MDDRConfig(**{**tiny_config.to_dict(), "label_scale": "phq8"})
+    assert phq.label_scale == "PHQ-8", "the name is stored in its canonical spelling"
+    model = MDDR(phq)
+    model.init_output_bias(100.0)
+    assert (model.eval()(collate(videos)) == 24).all()
+    assert (model.train()(collate(videos)) > 24).all()
+    model.init_output_bias(-50.0)
+    assert (model.eval()(collate(videos)) == 0).all()
+    with pytest.raises(ValueError, match="unknown label scale 'HAMD'"):
+        MDDRConfig(label_scale="HAMD")
+
+
+def test_config_dicts_round_trip_and_old_dicts_get_the_default_scale(tiny_config):
+    phq = MDDRConfig.from_dict({**tiny_config.to_dict(), "label_scale": "PHQ-8"})
+    assert MDDRConfig.from_dict(phq.to_dict()) == phq and phq.to_dict()["label_scale"] == "PHQ-8"
+    written_before_scales = {k: v for k, v in tiny_config.to_dict().items() if k != "label_scale"}
+    assert MDDRConfig.from_dict(written_before_scales) == tiny_config
+    with pytest.raises(ValueError, match="run.safetensors: fields this MDDRConfig does not have: colour"):
+        MDDRConfig.from_dict({**written_before_scales, "colour": "red"}, source="run.safetensors")

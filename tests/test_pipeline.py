@@ -317,3 +317,49 @@ def test_command_line_under_torchrun_with_two_processes(extracted, inputs, tmp_p
         cosine = (video.visual * reference.visual).sum(1) / (
             np.linalg.norm(video.visual, axis=1) * np.linalg.norm(reference.visual, axis=1))
         assert cosine.min() > 0.99
+
+
+def test_checkpoint_naming_and_preprocessing_are_part_of_the_visual_settings(tmp_path):
+    checkpoint = tmp_path / "affectnet.pth"
+    torch.save(resnet50_trunk().state_dict(), checkpoint)
+    plain = ExtractionConfig(affectnet_checkpoint=str(checkpoint))
+    caffe = ExtractionConfig(affectnet_checkpoint=str(checkpoint), affectnet_key_map="caffe",
+                             visual_preprocessing="caffe")
+    assert plain.modality_settings()["visual"] != caffe.modality_settings()["visual"]
+    assert plain.modality_settings()["audio"] == caffe.modality_settings()["audio"]
+    assert caffe.modality_settings()["visual"]["weights"].endswith(":caffe-layout")
+    with pytest.raises(ValueError, match="no-such-map.json"):
+        ExtractionConfig(affectnet_checkpoint=str(checkpoint), affectnet_key_map=str(tmp_path / "no-such-map.json"))
+    with pytest.raises(ValueError, match="'imagenet', 'caffe'"):
+        ExtractionConfig(visual_weights="none", visual_preprocessing="bgr")
+
+
+def test_hub_model_identity_carries_its_resolved_revision(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from mddr_utils.features.acoustic import hub_revision
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    reference = tmp_path / "models--facebook--hubert-large-ll60k" / "refs" / "main"
+    reference.parent.mkdir(parents=True)
+    hashes = []
+    for revision in ("1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"):
+        reference.write_text(revision)
+        hub_revision.cache_clear()
+        audio = ExtractionConfig(visual_weights="none", offline=True).modality_settings()["audio"]
+        assert audio["hubert"] == f"hub:facebook/hubert-large-ll60k@{revision}"
+        hashes.append(pipeline.settings_hash(audio))
+    hub_revision.cache_clear()
+    assert hashes[0] != hashes[1]
+
+
+def test_the_precision_actually_computed_in_keys_the_features(monkeypatch):
+    config = ExtractionConfig(visual_weights="none", hubert="random")
+    monkeypatch.setattr(pipeline, "autocast_dtype", lambda device: torch.bfloat16)
+    on_bfloat16 = config.modality_settings()
+    monkeypatch.setattr(pipeline, "autocast_dtype", lambda device: None)
+    on_float32 = config.modality_settings()
+    assert on_bfloat16["visual"]["precision"] == "bfloat16" and on_float32["visual"]["precision"] == "float32"
+    assert on_bfloat16["audio"] != on_float32["audio"] and on_bfloat16["head"] == on_float32["head"]
+    forced = ExtractionConfig(visual_weights="none", hubert="random", precision="float32").modality_settings()
+    assert forced["visual"]["precision"] == "float32"

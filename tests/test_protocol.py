@@ -1,6 +1,5 @@
 import json
 import math
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -230,25 +229,20 @@ def test_outliers_are_counted_per_seed():
     assert counts.loc[0, "outliers"] == 1 and counts.loc[0, "videos"] == 3
 
 
-def test_in_memory_loads_each_video_once_and_names_feature_settings():
+def test_in_memory_loads_each_video_once_and_keeps_the_feature_identity():
     loads = []
 
-    class Cache:
-        def __init__(self, hashes):
-            self.hashes = hashes
-
-        def read_manifest(self):
-            return {"config_hashes": self.hashes}
-
-    def load(cache, row):
+    def load(row):
         loads.append(row["video_id"])
         return make_video(f"{row['video_id']}_1", steps=3)
 
     table = pd.DataFrame({"video_id": ["a", "b"], "split": ["Training", "Testing"], "label": [1, 2]})
-    first = protocol.in_memory(Cohort(table, partial(load, Cache({"visual": "random"}))))
+    first = protocol.in_memory(Cohort(table, load, identity={"settings": {"visual": "random"}}))
     assert first[0] is first.subset(split="Training")[0] and first[1].video_id == "b_1" and loads == ["a", "b"]
-    other = protocol.in_memory(Cohort(table, partial(load, Cache({"visual": "imagenet"}))))
+    other = protocol.in_memory(Cohort(table, load, identity={"settings": {"visual": "imagenet"}}))
     assert training.cohort_key(first) != training.cohort_key(other)
+    relabelled = protocol.in_memory(Cohort(table.assign(label=[1, 3]), load, identity={"settings": {"visual": "random"}}))
+    assert training.cohort_key(first) != training.cohort_key(relabelled)
 
 
 def test_a_run_depends_on_its_seed_not_on_what_ran_before(cohort, tmp_path):

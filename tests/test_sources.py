@@ -24,6 +24,23 @@ def test_only_the_simulation_has_planted_truth():
 def test_an_avec_dataset_needs_its_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="Reproduce on AVEC2013/2014"):
         sources.check_dataset("avec2014", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="no data_root given"):
+        sources.check_dataset("avec2013", None)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}.*empty folder"):
+        sources.check_dataset("avec2014", tmp_path)
     with pytest.raises(ValueError, match="unknown dataset 'avec2015'"):
         sources.check_dataset("avec2015", tmp_path)
+    (tmp_path / "Training").mkdir()
     sources.check_dataset("avec2014", tmp_path)
+
+
+def test_recorded_feature_settings_are_those_of_the_manifest(tmp_path):
+    from mddr_utils.features.cache import FeatureCache
+
+    assert sources.recorded_extraction("demo", tmp_path) == {}
+    cache = FeatureCache(tmp_path / "features" / "demo")
+    cache.write_manifest({"config": {"hubert_layer": 7, "on_error": "raise", "retired_option": 1}, "videos": []})
+    assert sources.recorded_extraction("demo", tmp_path) == {"hubert_layer": 7}
+    cache.manifest_path.write_text("{truncated")
+    with pytest.warns(UserWarning, match="manifest.json"):
+        assert sources.recorded_extraction("demo", tmp_path) == {}

@@ -1,4 +1,5 @@
 """Frame sampling and audio loading (section 4.3) on small videos written here with PyAV."""
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,13 +10,17 @@ import pytest
 import soundfile
 
 from mddr_utils.features import frame_layout, load_audio, sample_frames
+from mddr_utils.features.video import InputMismatchWarning, check_audio_matches_video, media_duration
 
 FPS = 30
 
 
 def write_video(path: Path, frames: int, keyframe_interval: int = 250, audio: np.ndarray | None = None,
-                audio_rate: int = 44100, layout: str = "stereo") -> Path:
-    """A 64x48 H.264 clip whose frames all differ; `audio` [channels, samples] as an AAC track."""
+                audio_rate: int = 44100, layout: str = "stereo", ticks: list[int] | None = None) -> Path:
+    """A 64x48 H.264 clip whose frames all differ; `audio` [channels, samples] as an AAC track.
+
+    `ticks`: each frame's timestamp in 1/FPS s units (gaps make a variable frame rate); default 0, 1, 2, ...
+    """
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
     with av.open(str(path), "w") as container:
@@ -24,7 +29,10 @@ def write_video(path: Path, frames: int, keyframe_interval: int = 250, audio: np
         sound = container.add_stream("aac", rate=audio_rate, layout=layout) if audio is not None else None
         for index in range(frames):
             image = np.ascontiguousarray(texture[index % 48:index % 48 + 48, index % 96:index % 96 + 64])
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if ticks is not None:
+                frame.pts, frame.time_base = int(ticks[index]), Fraction(1, FPS)
+            for packet in video.encode(frame):
                 container.mux(packet)
         if sound is not None:
             frame = av.AudioFrame.from_ndarray(audio.astype(np.float32), format="fltp", layout=layout)
@@ -178,3 +186,79 @@ def test_bad_audio_raises_naming_the_file(tmp_path):
     silent_film = write_video(tmp_path / "silent.mp4", 10)
     with pytest.raises(ValueError, match=f"{silent_film}: has no audio track"):
         load_audio(silent_film)
+
+
+def test_variable_frame_rate_times_are_the_frames_own_timestamps(tmp_path):
+    """The camera halves its frame rate after 4 s: index / average rate puts frames at the wrong times."""
+    ticks = list(range(120)) + list(range(120, 360, 2))
+    path = write_video(tmp_path / "variable.mp4", 240, ticks=ticks)
+    assert frame_layout(path).fps < FPS - 1  # the stream's average rate, which index / fps would use
+    sampled = list(sample_frames(path, keep=4, every=100))
+    assert [index for index, _, _ in sampled] == [0, 25, 50, 75, 100, 125, 150, 175, 200, 225]
+    assert [seconds for _, seconds, _ in sampled] == pytest.approx([ticks[index] / FPS for index, _, _ in sampled])
+    every_frame = decode_every_frame(path)
+    for index, _, rgb in sampled:
+        assert np.array_equal(rgb, every_frame[index])
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_file_cut_short_is_refused_naming_it(tmp_path, suffix):
+    """Matroska states its duration in the header, so a cut copy opens and demuxes a third of its frames."""
+    tone = np.zeros((2, 8 * 44100), np.float32)
+    whole = write_video(tmp_path / f"whole{suffix}", 240, keyframe_interval=30, audio=tone).read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole[: len(whole) * 3 // 10])
+    with pytest.raises(ValueError, match=f"{cut}: (truncated|not a readable video)"):
+        list(sample_frames(cut))
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts", ".avi"])
+def test_a_whole_file_is_accepted_with_its_audio_outlasting_the_video(tmp_path, suffix):
+    tone = np.zeros((2, 11 * 44100), np.float32)  # the container's duration is the audio's, 3 s more than the video
+    path = write_video(tmp_path / f"whole{suffix}", 240, audio=tone)
+    assert frame_layout(path).num_frames == 240
+    assert media_duration(path, "video") == pytest.approx(8.0, abs=0.1)
+    assert media_duration(path, "audio") == pytest.approx(11.0, abs=0.1)
+
+
+@pytest.fixture(scope="module")
+def eight_second_video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("eight") / "eight.mp4", 8 * FPS, keyframe_interval=FPS)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 60.0])
+def test_separate_audio_of_another_length_is_warned_about_naming_both_files(tmp_path, eight_second_video, seconds):
+    audio = tmp_path / f"audio_{seconds:g}s.wav"
+    soundfile.write(audio, np.zeros(int(16000 * seconds), np.float32), 16000)
+    with pytest.warns(InputMismatchWarning) as caught:
+        check_audio_matches_video(audio, eight_second_video)
+    message = str(caught[0].message)
+    assert str(audio) in message and str(eight_second_video) in message
+
+
+@pytest.mark.parametrize("seconds, suffix", [(8.0, ".wav"), (7.5, ".wav"), (8.6, ".wav"), (8.0, ".mp4")])
+def test_separate_audio_within_the_tolerance_passes_silently(tmp_path, eight_second_video, seconds, suffix):
+    audio = tmp_path / f"audio{suffix}"
+    if suffix == ".wav":
+        soundfile.write(audio, np.zeros(int(16000 * seconds), np.float32), 16000)
+    else:  # an audio-only .mp4: its duration comes from the container, not from decoding
+        with av.open(str(audio), "w") as container:
+            sound = container.add_stream("aac", rate=16000, layout="mono")
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, int(16000 * seconds)), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 16000, 0, Fraction(1, 16000)
+            for packet in [*sound.encode(frame), *sound.encode(None)]:
+                container.mux(packet)
+    assert media_duration(audio, "audio") == pytest.approx(seconds, abs=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_audio_matches_video(audio, eight_second_video)
+
+
+def test_durations_of_files_without_the_stream_name_the_file(tmp_path, eight_second_video):
+    with pytest.raises(ValueError, match=f"{eight_second_video}: has no audio track"):
+        media_duration(eight_second_video, "audio")
+    sound = tmp_path / "sound.wav"
+    soundfile.write(sound, np.zeros(1600, np.float32), 16000)
+    with pytest.raises(ValueError, match=f"{sound}: has no video stream"):
+        media_duration(sound, "video")

@@ -15,7 +15,9 @@ tree under `root` and reads everything from file names:
   copy holds several formats);
 - AVEC2013 videos are `<ID>_cut_combined.<ext>`; audio `<ID>_cut_combined.wav`;
 - labels `<ID>_Depression.csv` anywhere under root: in a label folder per split, in one
-  folder, or beside the videos (copies of one label are accepted if they agree).
+  folder, or beside the videos (copies of one label are accepted if they agree);
+- the videos of one recording (AVEC2014's Freeform and Northwind) must sit in one split: a
+  recording across two splits would put one session of a person on both sides of an evaluation.
 
 Files whose names start with "." (such as macOS `._` copies) are skipped. A video without a label
 and a label without a video are reported (see `index_avec2014`), never silently dropped.
@@ -69,8 +71,9 @@ def index_avec2014(root: str | Path, keep_unlabelled: bool = False) -> pd.DataFr
     paths (empty lists when everything matched). Videos without a label are left out unless
     `keep_unlabelled`, which keeps them with a missing label (the column's dtype is then Int64).
     Raises FileNotFoundError for a missing root, and ValueError naming the files for an empty,
-    non-integer or out-of-range label, label copies that disagree, the same video twice, two
-    audio files of one kind for a video, a video outside any split folder, or no video at all.
+    non-integer or out-of-range label, label copies that disagree, the same video twice, the
+    videos of one recording in different splits, two audio files of one kind for a video, a video
+    outside any split folder, or no video at all.
     """
     return _index(root, "AVEC2014", _AVEC2014_VIDEO, _AVEC2014_AUDIO, keep_unlabelled)
 
@@ -153,6 +156,7 @@ def _index(root: str | Path, dataset: str, video_name: re.Pattern, audio_name: r
             split=_split_of(video_path, root, dataset), video_path=str(video_path), audio_path=audio_path,
             label=label, recording=recording, label_path=label_path,
         ))
+    _check_one_split_per_recording(rows, dataset)
     recordings_with_video = {recording for recording, _ in videos}
     unlabelled = sorted((row["video_path"] for row in rows if not row["label_path"]), key=_natural_key)
     orphan_labels = sorted((label_path for recording, (_, label_path) in label_of.items()
@@ -195,6 +199,19 @@ def _read_label_copies(paths: list[Path], dataset: str) -> tuple[int, str]:
         raise ValueError(f"{dataset}: label files of one recording disagree: {listed}")
     first = min(values, key=_natural_key)
     return values[first], first
+
+
+def _check_one_split_per_recording(rows: list[dict], dataset: str) -> None:
+    """A recording's videos (AVEC2014's two tasks) sit in one split; otherwise one person's session would leak."""
+    splits: dict[str, set] = {}
+    for row in rows:
+        splits.setdefault(row["recording"], set()).add(row["split"])
+    mixed = sorted((recording for recording, found in splits.items() if len(found) > 1), key=_natural_key)
+    if mixed:
+        listed = "; ".join(f"{row['video_path']} is in {row['split']}" for row in rows if row["recording"] == mixed[0])
+        others = f" (also: {', '.join(mixed[1:])})" if mixed[1:] else ""
+        raise ValueError(f"{dataset}: recording {mixed[0]} has videos in several splits ({listed}); "
+                         f"a recording belongs to one split{others}")
 
 
 def _pick_audio(paths: list[Path], dataset: str) -> str:

@@ -7,20 +7,39 @@ carries masks so that padding never counts.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .scales import scale_by_name
+
 AUDIO_RATE_HZ = 50.0
-"""HuBERT frame rate: one acoustic feature every 20 ms, counted from t = 0 (design notes 5)."""
+"""HuBERT frame rate: one acoustic feature every 20 ms, counted from t = 0 (book/decisions.md, "decision-hubert")."""
+
+LEFT_OUT_COLUMNS = ("video_id", "file", "reason")
+"""Columns of `Cohort.left_out`: the videos a cohort lacks because they failed, and why."""
+
+FINGERPRINT_COLUMNS = ("video_id", "subject", "task", "split", "label")
+"""The table columns a cohort's numbers depend on (with its name and `Cohort.identity`)."""
+
+UNREADABLE_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+"""What numpy and zipfile raise on a zero-byte, truncated or bit-flipped .npz file."""
 
 
 @dataclass
 class VideoFeatures:
-    """One video's features: visual and head on the sampled frames, audio at 50 Hz from t = 0."""
+    """One video's features: visual and head on the sampled frames, audio at 50 Hz from t = 0.
+
+    `label` is a score on the label scale named by `scale` ("BDI-II" or "PHQ-8", `data.scales`).
+    """
 
     video_id: str
     visual: np.ndarray
@@ -35,6 +54,7 @@ class VideoFeatures:
     head_valid: np.ndarray | None = None
     audio_rate: float = AUDIO_RATE_HZ
     extras: dict = field(default_factory=dict)
+    scale: str = "BDI-II"
 
     def __post_init__(self) -> None:
         self.visual = np.asarray(self.visual, dtype=np.float32)
@@ -72,8 +92,11 @@ class VideoFeatures:
                 self._fail(f"{name} has {len(getattr(self, name))} rows but times has {steps}")
         if len(self.audio) == 0:
             self._fail("audio has no frames")
-        if not np.isfinite(self.label) or not 0 <= float(self.label) <= 63:
-            self._fail(f"label {self.label!r} is outside the BDI-II range 0..63")
+        try:
+            scale = scale_by_name(self.scale)
+        except ValueError as error:
+            self._fail(str(error))
+        scale.check_label(self.label, f"video {self.video_id!r}", integer=False)
 
     @property
     def num_steps(self) -> int:
@@ -102,10 +125,13 @@ class VideoFeatures:
         try:
             with np.load(path, allow_pickle=False) as stored:
                 values = {name: stored[name] for name in stored.files}
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: not a readable feature file ({error})") from error
-        for name in ("video_id", "subject", "task", "split"):
-            values[name] = str(values[name])
+        except FileNotFoundError:
+            raise
+        except UNREADABLE_ERRORS as error:
+            raise ValueError(f"{path}: not a readable feature file ({type(error).__name__}: {error})") from error
+        for name in ("video_id", "subject", "task", "split", "scale"):
+            if name in values:
+                values[name] = str(values[name])
         values["label"] = float(values["label"])
         values["audio_rate"] = float(values["audio_rate"])
         return cls(**values)
@@ -181,20 +207,36 @@ def collate(videos: Sequence[VideoFeatures]) -> Batch:
     )
 
 
+def left_out_table(rows=None) -> pd.DataFrame:
+    """The videos left out of a cohort as a table with columns `LEFT_OUT_COLUMNS` (empty by default)."""
+    table = pd.DataFrame(list(rows) if rows is not None else [], columns=list(LEFT_OUT_COLUMNS))
+    return table.astype(str).reset_index(drop=True)
+
+
 class Cohort(Sequence):
     """Videos listed in `table` (one row per video, column `video_id` unique), loaded on access.
 
     `table` also carries `subject`, `task`, `split` and `label`, so protocols can split and
     group without loading features; `loader` turns one table row into `VideoFeatures`.
+    `left_out` lists the videos that failed (video_id, file, reason); `identity` holds what
+    else the numbers depend on (a feature cache puts each video's input files and the feature
+    settings there), and `fingerprint` digests it all; `origin` names the folder the videos come
+    from, for error messages; `scale` names the label scale of its labels ("BDI-II" or "PHQ-8").
     """
 
-    def __init__(self, table, loader: Callable, name: str = "cohort"):
+    def __init__(self, table, loader: Callable, name: str = "cohort", left_out=None, identity: dict | None = None,
+                 origin: str = "", scale: str = "BDI-II"):
         duplicated = table["video_id"][table["video_id"].duplicated()]
         if len(duplicated):
             raise ValueError(f"{name}: video ids appear twice: {sorted(set(duplicated))[:5]}")
         self.table = table.reset_index(drop=True)
         self.loader = loader
         self.name = name
+        self.left_out = left_out_table(left_out.to_dict("records") if isinstance(left_out, pd.DataFrame)
+                                       else left_out)
+        self.identity = dict(identity or {})
+        self.origin = str(origin)
+        self.scale = scale_by_name(scale).name
 
     def __len__(self) -> int:
         return len(self.table)
@@ -203,6 +245,36 @@ class Cohort(Sequence):
         if isinstance(index, slice):
             raise TypeError("use Cohort.subset to select several videos")
         return self.loader(self.table.iloc[index])
+
+    @property
+    def fingerprint(self) -> str:
+        """A 16-hex digest of what the cohort's numbers depend on: its name, the table's ids,
+        subjects, tasks, splits and labels, and `identity` (restricted to the videos in the table
+        where it is keyed by video: `identity["videos"]`)."""
+        columns = [column for column in FINGERPRINT_COLUMNS if column in self.table]
+        rows = self.table[columns].astype(object).where(self.table[columns].notna(), None)
+        if "label" in rows:
+            rows["label"] = [None if value is None else float(value) for value in rows["label"]]
+        identity = dict(self.identity)
+        if isinstance(identity.get("videos"), dict):
+            identity["videos"] = {video_id: identity["videos"].get(video_id) for video_id in self.table["video_id"]}
+        payload = {"name": self.name, "columns": columns, "rows": rows.to_numpy().tolist(), "identity": identity}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def require_splits(self, *splits: str) -> "Cohort":
+        """The cohort itself if every named split has a video; ValueError naming the empty split and folder."""
+        present = set(self.table["split"]) if "split" in self.table else set()
+        for split in splits:
+            if split not in present:
+                where = self.origin or self.name
+                failed = self.left_out
+                note = (f"; {len(failed)} videos were left out because they failed "
+                        f"({', '.join(failed['video_id'][:5])}{', ...' if len(failed) > 5 else ''})"
+                        if len(failed) else "")
+                raise ValueError(f"{self.name}: the {split} split is empty: no usable {split} video from "
+                                 f"{where}{note}")
+        return self
 
     def subset(self, split: str | None = None, task: str | None = None, video_ids=None) -> "Cohort":
         """The videos of one split and/or task, or of the given ids, in table order."""
@@ -217,6 +289,7 @@ class Cohort(Sequence):
 
     @classmethod
     def from_parts(cls, parent: "Cohort", table) -> "Cohort":
+        """A cohort like `parent` (loader, name, left_out, identity, origin, scale) over another table."""
         clone = cls.__new__(cls)
         clone.__dict__.update(parent.__dict__)
         clone.table = table.reset_index(drop=True)
@@ -224,4 +297,5 @@ class Cohort(Sequence):
 
     def __repr__(self) -> str:
         counts = self.table.groupby("split").size().to_dict() if "split" in self.table else {}
-        return f"{type(self).__name__}({self.name!r}, {len(self)} videos, {counts})"
+        left_out = f", {len(self.left_out)} left out" if len(getattr(self, "left_out", ())) else ""
+        return f"{type(self).__name__}({self.name!r}, {len(self)} videos, {counts}{left_out})"

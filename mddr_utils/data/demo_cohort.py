@@ -69,6 +69,7 @@ from skimage.color import rgb2hsv
 from skimage.data import astronaut
 from tqdm.auto import tqdm
 
+from ..progress import progress_options
 from .avec import AVEC2014_TASKS, SPLITS, index_avec2014
 
 MANIFEST_NAME = "demo_cohort.json"
@@ -263,7 +264,7 @@ def _write_cohort(folder: Path, parameters: dict, progress: bool) -> list[dict]:
     plan = _plan_recordings(parameters)
     jobs = [(recording, task) for recording in plan for task in AVEC2014_TASKS]
     videos = []
-    for recording, task in tqdm(jobs, desc="demo cohort videos") if progress else jobs:
+    for recording, task in tqdm(jobs, desc="demo cohort videos", **progress_options(progress)):
         recording_id = f"{recording['subject']}_{recording['session']}"
         video_path = Path(recording["split"]) / task / f"{recording_id}_{task}_video.mp4"
         label_path = Path("Labels") / recording["split"] / f"{recording_id}_Depression.csv"

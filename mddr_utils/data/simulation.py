@@ -1,4 +1,4 @@
-"""A feature-level simulation cohort where the truth is known (design notes 8).
+"""A feature-level simulation cohort where the truth is known.
 
 It tests the implementation, not the paper's claims on patients: numbers computed on it say
 nothing about depression. It is shaped like AVEC2014 (section 4.1): Training, Development and
@@ -120,7 +120,8 @@ class SimulationCohort(Cohort):
     """The cohort: `table` lists the 300 videos; each is generated on access from its own seed."""
 
     def __init__(self, table: pd.DataFrame, settings: SimulationSettings, seed: int, severity: dict):
-        super().__init__(table, self._generate, name=f"simulation(seed={seed})")
+        super().__init__(table, self._generate, name=f"simulation(seed={seed})",
+                         identity={"settings": asdict(settings)})
         self.settings, self.seed, self.severity = settings, seed, severity
         rng = np.random.default_rng([seed, 1])
         s = settings

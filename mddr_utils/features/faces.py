@@ -8,7 +8,7 @@ resized to 224x224. Frames without a face are flagged, never silently filled wit
 else: their crop is black and `found` is False, and the pipeline stores zeros and
 `visual_valid = False` for them.
 
-MTCNN is the costliest step per frame on a CPU (design notes 7: 25-70 ms per frame), so it
+MTCNN is the costliest step per frame on a CPU (benchmarks/README.md), so it
 runs on a copy of each frame shrunk to `detect_max_side` pixels, skips pyramid scales below the
 smallest face an interview can hold (`min_face_fraction` of the shorter side), and the crop is
 cut from the full frame with the box scaled back. Its networks run channels-last, and its many

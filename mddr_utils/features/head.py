@@ -2,7 +2,7 @@
 
 "Using the open-source tool OpenFace, we extract head pose and gaze features from the face
 images after frame extraction, obtaining a feature dimension of 12" (section 4.3). The 12
-columns, under OpenFace 2.x's names and units (design notes 4):
+columns, under OpenFace 2.x's names and units (book/decisions.md, "decision-head-features"):
 
     pose_Tx, pose_Ty, pose_Tz   head position relative to the camera, mm (+z away from the camera)
     pose_Rx, pose_Ry, pose_Rz   head rotation, radians, R = Rx Ry Rz (pitch, yaw, roll)
@@ -15,7 +15,17 @@ Two sources:
 - OpenFace's own CSV (`read_openface_csv`, `match_openface`): rows matched to the sampled
   frames by frame number or by timestamp. OpenFace numbers frames from 1 in decoding order, so
   the sampled frame with zero-based decoding index i is OpenFace's frame i + 1. Rows with
-  `success == 0` are failed frames: they give `head_valid = False` and zeros, never data.
+  `success == 0` (or an empty value) are failed frames: they give `head_valid = False` and
+  zeros, never data. Given the video's frame count (`video_frames`), the CSV is checked against
+  its video: a CSV numbered from 0 (another tool's export) is read as frame n -> n + 1, with a
+  warning; one with rows beyond the video's last frame (more than `OPENFACE_EXTRA_FRAMES`: the
+  decoders' frame counts may differ by a frame or two) belongs to another video and is refused;
+  one whose valid rows cover less than `OPENFACE_MIN_VALID_FRACTION` of the video's frames is
+  warned about with that fraction (OpenFace tracks a frontal webcam face in nearly every frame;
+  below 90 % the CSV does not cover the video, or tracking failed often enough that the head
+  features describe another part of the recording than the visual ones). A CSV with no valid row
+  for any sampled frame (header only, every row failed, a column empty) leaves the head stream
+  missing: `head_valid` all False and a warning, never silent zeros.
 - A built-in estimator for users without OpenFace (`HeadPoseGazeEstimator`): mediapipe's face
   mesh with iris refinement (478 landmarks, weights ship with mediapipe 0.10.14) and OpenCV's
   solvePnP. Its approximations, stated once:
@@ -43,11 +53,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .video import InputMismatchWarning
+
 POSE_COLUMNS = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
 GAZE_COLUMNS = ("gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z")
 HEAD_COLUMNS = POSE_COLUMNS + GAZE_COLUMNS
 HEAD_DIM = len(HEAD_COLUMNS)
 OPENFACE_COLUMNS = ("frame", "timestamp", "success") + HEAD_COLUMNS
+OPENFACE_MIN_VALID_FRACTION = 0.9
+OPENFACE_EXTRA_FRAMES = (2, 0.01)
 
 
 def read_openface_csv(path: str | Path) -> pd.DataFrame:
@@ -70,6 +84,10 @@ def read_openface_csv(path: str | Path) -> pd.DataFrame:
     except (TypeError, ValueError) as error:
         raise ValueError(f"OpenFace CSV {path} holds non-numeric values: {error}") from error
     table[numeric.columns] = numeric.astype(np.float64)
+    empty = [name for name in HEAD_COLUMNS if len(table) and table[name].isna().all()]
+    if empty:
+        warnings.warn(f"OpenFace CSV {path}: the columns {empty} hold no values, so no row is valid",
+                      InputMismatchWarning, stacklevel=2)
     finite = np.isfinite(table[list(HEAD_COLUMNS)].to_numpy()).all(axis=1)
     table["success"] = (table["success"].to_numpy() != 0) & finite
     return table.reset_index(drop=True)
@@ -86,19 +104,94 @@ def find_openface_csv(openface_dir: str | Path, video_path: str | Path, video_id
 
 
 def match_openface(table: pd.DataFrame, frame_indices: np.ndarray, timestamps: np.ndarray, by: str = "frame",
-                   source: str = "OpenFace CSV") -> tuple[np.ndarray, np.ndarray]:
+                   source: str = "OpenFace CSV", video_frames: int | None = None,
+                   video: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Head features [L, 12] and validity [L] of the sampled frames, matched by frame number or timestamp.
 
     by="frame": the sampled frame with zero-based index i is OpenFace's frame i + 1.
     by="timestamp": the nearest row within half of the CSV's median frame interval.
-    Unmatched frames and rows with success 0 are invalid (zeros).
+    Unmatched frames and rows with success 0 are invalid (zeros). With `video_frames` (the frame
+    count of `video`) the CSV is first checked against its video (`check_openface_against_video`);
+    a CSV numbered from 0 is renumbered from 1 in any case. No valid frame at all: a warning.
     """
+    if by not in ("frame", "timestamp"):
+        raise ValueError(f"by must be 'frame' or 'timestamp', got {by!r}")
     frame_indices = np.asarray(frame_indices, dtype=np.int64)
     timestamps = np.asarray(timestamps, dtype=np.float64)
     head = np.zeros((len(frame_indices), HEAD_DIM), dtype=np.float32)
     valid = np.zeros(len(frame_indices), dtype=bool)
+    if video_frames is None:
+        table = _numbered_from_one(table, source)
+        valid_rows = None
+    else:
+        table, valid_rows = _checked_against_video(table, video_frames, source, video)
+    if len(table) and len(frame_indices):
+        _match_rows(table, frame_indices, timestamps, by, source, head, valid)
+    if len(frame_indices) and not valid.any() and valid_rows != 0:
+        reason = "it holds no rows" if len(table) == 0 else "no row matching a sampled frame is valid"
+        warnings.warn(f"{source}: {reason}: the head stream of this video is missing "
+                      f"(all {len(valid)} sampled frames have head_valid False)", InputMismatchWarning, stacklevel=2)
+    return head, valid
+
+
+def check_openface_against_video(table: pd.DataFrame, video_frames: int, source: str = "OpenFace CSV",
+                                 video: str | Path | None = None) -> pd.DataFrame:
+    """The CSV's table numbered from 1, checked against its video's frame count (see the module notes).
+
+    Raises ValueError (naming the CSV) for rows beyond the video's end; warns with the fraction of
+    the video's frames that have a valid row when it is below OPENFACE_MIN_VALID_FRACTION.
+    """
+    checked, _ = _checked_against_video(table, video_frames, source, video)
+    return checked
+
+
+def _checked_against_video(table: pd.DataFrame, video_frames: int, source: str,
+                           video: str | Path | None) -> tuple[pd.DataFrame, int]:
+    """(the table numbered from 1, how many of the video's frames have a valid row)."""
+    if int(video_frames) < 1:
+        raise ValueError(f"{source}: the video's frame count must be positive, got {video_frames}")
+    video_frames = int(video_frames)
+    of_video = f"its video {video}" if video is not None else "its video"
+    table = _numbered_from_one(table, source)
+    frames = table["frame"].to_numpy(dtype=np.int64)
+    minimum, share = OPENFACE_EXTRA_FRAMES
+    allowed = video_frames + max(minimum, int(share * video_frames))
+    if len(frames) and frames.max() > allowed:
+        raise ValueError(f"{source}: rows reach frame {frames.max()} but {of_video} has {video_frames} frames: "
+                         f"this CSV belongs to another (longer) video")
+    inside = (frames >= 1) & (frames <= video_frames)
+    valid_rows = int(len(np.unique(frames[inside & table["success"].to_numpy(dtype=bool)])))
+    fraction = valid_rows / video_frames
+    if valid_rows == 0:
+        reason = ("it holds no rows" if len(table) == 0
+                  else f"none of its {len(table)} rows is valid (success 1, 12 values)")
+        warnings.warn(f"{source}: {reason} for the {video_frames} frames of {of_video}: the head stream of this "
+                      f"video is missing (head_valid all False)", InputMismatchWarning, stacklevel=3)
+    elif fraction < OPENFACE_MIN_VALID_FRACTION:
+        rows = int(len(np.unique(frames[inside])))
+        warnings.warn(f"{source}: only {valid_rows} of the {video_frames} frames of {of_video} have a valid row "
+                      f"({fraction:.0%}; the CSV has rows for {rows} of them); head features of the other "
+                      f"sampled frames are marked invalid", InputMismatchWarning, stacklevel=3)
+    return table, valid_rows
+
+
+def _numbered_from_one(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """OpenFace numbers frames from 1; a table that holds frame 0 counts from 0 and is shifted by one."""
     if len(table) == 0:
-        return head, valid
+        return table
+    first = int(table["frame"].min())
+    if first < 0:
+        raise ValueError(f"{source}: holds the negative frame number {first}")
+    if first > 0:
+        return table
+    warnings.warn(f"{source}: numbers its frames from 0, OpenFace from 1: its frame n is read as frame n + 1",
+                  InputMismatchWarning, stacklevel=3)
+    return table.assign(frame=table["frame"] + 1)
+
+
+def _match_rows(table: pd.DataFrame, frame_indices: np.ndarray, timestamps: np.ndarray, by: str, source: str,
+                head: np.ndarray, valid: np.ndarray) -> None:
+    """Fill head and valid, in place, from the rows that match the sampled frames."""
     if table["frame"].duplicated().any():
         raise ValueError(f"{source}: several rows share a frame number (several faces?); "
                          f"use OpenFace's FeatureExtraction, which tracks one face")
@@ -108,7 +201,7 @@ def match_openface(table: pd.DataFrame, frame_indices: np.ndarray, timestamps: n
         row_of_frame = pd.Series(np.arange(len(table)), index=table["frame"].to_numpy())
         rows = row_of_frame.reindex(frame_indices + 1).to_numpy()
         matched = ~np.isnan(rows)
-    elif by == "timestamp":
+    else:
         stamps = table["timestamp"].to_numpy(dtype=np.float64)
         order = np.argsort(stamps, kind="stable")
         stamps = stamps[order]
@@ -118,14 +211,11 @@ def match_openface(table: pd.DataFrame, frame_indices: np.ndarray, timestamps: n
         nearest = np.where(np.abs(stamps[after] - timestamps) < np.abs(stamps[before] - timestamps), after, before)
         matched = np.abs(stamps[nearest] - timestamps) <= interval / 2
         rows = order[nearest].astype(np.float64)
-    else:
-        raise ValueError(f"by must be 'frame' or 'timestamp', got {by!r}")
     found = np.flatnonzero(matched)
     chosen = rows[found].astype(np.int64)
     good = success[chosen]
     head[found[good]] = values[chosen[good]]
     valid[found[good]] = True
-    return head, valid
 
 
 def euler_to_rotation(angles: Sequence[float]) -> np.ndarray:

@@ -9,8 +9,13 @@ Per video of an index table (`index_avec2014`, `index_avec2013`, `make_demo_coho
     audio, 16 kHz mono (audio_path, or the video's own track) -> HuBERT -> X_a [La, 1024] at 50 Hz
 
 `extract_features` writes each video's modalities to the cache (`cache.FeatureCache`), skips
-what is already current for the configuration, writes the manifest and returns a `Cohort` of
-`VideoFeatures` read from the cache; `load_feature_cohort` reads without extracting.
+what is already current for the configuration and the input files (`cache.file_identity`),
+repairs damaged cache files, writes the manifest and returns a `Cohort` of `VideoFeatures` read
+from the cache; `load_feature_cohort` reads without extracting. Before extracting it prints one
+line saying how many videos it extracts and why (new, input file changed, settings changed,
+damaged cache file, failed before). One failing video never stops the others: every video is
+tried, videos that failed before last; failures are recorded in the manifest
+(`failures_table`), and a rerun retries them and whatever else is not current.
 
 Scale-out: under `torchrun --nproc_per_node N` (or any launcher that sets WORLD_SIZE, RANK)
 each process takes a disjoint share of the videos (every N-th, after sorting by file size so
@@ -40,12 +45,14 @@ import torch
 from .. import __version__
 from ..data.container import AUDIO_RATE_HZ, Cohort, VideoFeatures
 from ..device import autocast_dtype, pick_device
-from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder
+from ..progress import progress_options
+from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder, hub_revision
 from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
+from ..data.container import left_out_table
 from .faces import FaceCropper, FaceCrops, NoFaceError
 from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
-from .video import frame_layout, load_audio, sample_frames
-from .visual import VISUAL_DIM, VISUAL_WEIGHTS, VisualEncoder, file_sha256
+from .video import check_audio_matches_video, frame_layout, load_audio, sample_frames
+from .visual import KEY_MAPS, VISUAL_DIM, VISUAL_WEIGHTS, Preprocessing, VisualEncoder, file_sha256
 
 INDEX_REQUIRED = ("video_id", "video_path", "label")
 TABLE_COLUMNS = ("video_id", "subject", "session", "task", "split", "label", "video_path", "audio_path")
@@ -56,6 +63,10 @@ class ExtractionError(RuntimeError):
     """Feature extraction failed for one or more videos; the message names each video and file."""
 
 
+class VideoLeftOutWarning(UserWarning):
+    """A video failed extraction and is left out of the cohort; the message names its file and why."""
+
+
 @dataclass(frozen=True)
 class ExtractionConfig:
     """Every setting of feature pre-extraction; the defaults are the paper's (AVEC2014 sampling).
@@ -63,6 +74,12 @@ class ExtractionConfig:
     keep/every: frames kept per `every` frames (section 4.3: AVEC2014 4 of 100, AVEC2013 1 of 100).
     crop_size, face_*: the face crop (faces.FaceCropper).
     visual_weights: "affectnet" (with `affectnet_checkpoint`), "imagenet", "imagenet_v1" or "none".
+    affectnet_key_map: how the checkpoint's tensor names become torchvision's: "auto" (strips the
+    "module." / "model." / "backbone." prefixes of DataParallel, Lightning and backbone+head
+    models), "caffe" (caffe-style ResNet-50 ports such as VGGFace2's resnet50_ft), or the path of
+    a JSON prefix map (visual.backbone_state).
+    visual_preprocessing: how crops are normalised for the weights: "imagenet", "caffe", or a JSON
+    object with mean, std, scale and channels (visual.Preprocessing).
     hubert: a hub id, a local folder, or "random"/"random-large" (NOT pretrained; acoustic.py).
     hubert_layer: -1 for the model's output, k for transformer layer k; hubert_normalize: per-utterance
     zero mean, unit variance (True for HuBERT-large; False for models such as HuBERT-base).
@@ -70,8 +87,10 @@ class ExtractionConfig:
     matched by `openface_match` = "frame" or "timestamp").
     precision: "auto" (bfloat16 autocast where the device supports it) or "float32".
     offline: never download weights (ImageNet, HuBERT); use only caches and local files.
-    on_error: "raise" stops at the first failing video; "skip" records failures in the
-    manifest and leaves those videos out of the cohort.
+    on_error: what happens once every video has been tried and some failed (the others are
+    extracted and cached either way): "raise" raises an ExtractionError naming each; "skip" warns
+    once per video (naming its file and why) and leaves those videos out of the cohort
+    (`Cohort.left_out`). Both record the failures in the manifest.
     """
 
     keep: int = 4
@@ -83,6 +102,8 @@ class ExtractionConfig:
     face_min_confidence: float = 0.9
     visual_weights: str = "affectnet"
     affectnet_checkpoint: str | None = None
+    affectnet_key_map: str = "auto"
+    visual_preprocessing: str = "imagenet"
     hubert: str = HUBERT_LARGE
     hubert_layer: int = -1
     hubert_normalize: bool = True
@@ -107,6 +128,10 @@ class ExtractionConfig:
         if self.visual_weights == "affectnet" and not self.affectnet_checkpoint:
             raise ValueError("visual_weights='affectnet' needs affectnet_checkpoint (a ResNet-50 state dict "
                              "trained on AffectNet); otherwise choose 'imagenet' or 'none'")
+        if self.affectnet_key_map not in KEY_MAPS and not Path(self.affectnet_key_map).is_file():
+            raise ValueError(f"affectnet_key_map must be one of {KEY_MAPS} or the path of a JSON prefix map; "
+                             f"{self.affectnet_key_map!r} is neither")
+        Preprocessing.named(self.visual_preprocessing)
         if self.head_source not in HEAD_SOURCES:
             raise ValueError(f"head_source must be one of {HEAD_SOURCES}, got {self.head_source!r}")
         if self.head_source == "openface" and not self.openface_dir:
@@ -131,14 +156,17 @@ class ExtractionConfig:
 
     def modality_settings(self) -> dict[str, dict]:
         """What each modality's features depend on, including the identity of the weights."""
-        sampling = {"keep": self.keep, "every": self.every}
+        # Frame times are read from each frame's timestamp; caches from the earlier index / fps
+        # times (wrong on variable-frame-rate videos) are therefore re-extracted.
+        sampling = {"keep": self.keep, "every": self.every, "frame_times": "pts"}
         visual = {"sampling": sampling, "crop_size": self.crop_size, "face_margin": self.face_margin,
                   "face_detect_max_side": self.face_detect_max_side, "face_min_fraction": self.face_min_fraction,
                   "face_min_confidence": self.face_min_confidence, "weights": self._visual_weights_identity(),
-                  "precision": self.precision}
+                  "preprocessing": asdict(Preprocessing.named(self.visual_preprocessing)),
+                  "precision": self.computed_in()}
         audio = {"hubert": self._hubert_identity(), "layer": self.hubert_layer, "normalize": self.hubert_normalize,
                  "chunk_seconds": self.hubert_chunk_seconds, "context_seconds": self.hubert_context_seconds,
-                 "sample_rate": SAMPLE_RATE, "precision": self.precision}
+                 "sample_rate": SAMPLE_RATE, "precision": self.computed_in()}
         if self.head_source == "builtin":
             head = {"sampling": sampling, "source": HeadPoseGazeEstimator.name,
                     "min_detection_confidence": self.head_min_confidence}
@@ -146,9 +174,16 @@ class ExtractionConfig:
             head = {"sampling": sampling, "source": "openface", "match": self.openface_match}
         return {"visual": visual, "audio": audio, "head": head}
 
+    def computed_in(self) -> str:
+        """The precision the two networks actually run in on this machine ("float32", "bfloat16" or
+        "float16"): part of the features' key, since "auto" gives other values on other hardware."""
+        dtype = autocast_dtype(pick_device(self.device)) if self.precision == "auto" else None
+        return str(dtype).replace("torch.", "") if dtype is not None else "float32"
+
     def _visual_weights_identity(self) -> str:
         if self.visual_weights == "affectnet":
-            return f"affectnet:sha256={file_sha256(self.affectnet_checkpoint)}"
+            layout = ":caffe-layout" if self.affectnet_key_map == "caffe" else ""
+            return f"affectnet:sha256={file_sha256(self.affectnet_checkpoint)}{layout}"
         if self.visual_weights == "none":
             return f"random:seed={self.seed}"
         return f"torchvision:{self.visual_weights}"
@@ -166,7 +201,7 @@ class ExtractionConfig:
             if config_file.is_file():
                 digest.update(config_file.read_bytes())
             return f"folder:{folder.name}:{digest.hexdigest()[:16]}"
-        return f"hub:{self.hubert}"
+        return f"hub:{self.hubert}@{hub_revision(self.hubert, self.offline)}"
 
 
 def _settings_hashes(settings: dict[str, dict]) -> dict[str, str]:
@@ -207,7 +242,9 @@ def _barrier(world: int) -> None:
 def _extraction_device(preference: str, world: int) -> torch.device:
     device = pick_device(preference)
     if device.type == "cuda" and world > 1:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        # Without set_device every rank would open its CUDA context (and allocate) on GPU 0.
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     return device
 
 
@@ -257,7 +294,8 @@ class _Extractors:
     def visual(self) -> VisualEncoder:
         c = self.config
         return VisualEncoder(c.visual_weights, c.affectnet_checkpoint, device=str(self.device),
-                             batch_size=c.frame_batch_size, precision=c.precision, seed=c.seed, offline=c.offline)
+                             batch_size=c.frame_batch_size, precision=c.precision, seed=c.seed, offline=c.offline,
+                             key_map=c.affectnet_key_map, preprocessing=c.visual_preprocessing)
 
     @cached_property
     def hubert(self) -> HubertEncoder:
@@ -306,9 +344,10 @@ class _VideoJob:
                        "head": input_signature([self.video_path] + ([self.openface_csv] if self.openface_csv else []))}
         self.results: dict[str, tuple[dict, str, str, dict]] = {}
 
-    def stale(self) -> list[str]:
-        """The modalities whose cache file is missing or made with other settings or inputs."""
-        return [m for m in MODALITIES if not self.cache.is_current(m, self.video_id, self.hashes[m], self.inputs[m])]
+    def stale(self) -> dict[str, str]:
+        """The modalities whose cache file is missing, unreadable or made with other settings or inputs, and why."""
+        reasons = {m: self.cache.why_stale(m, self.video_id, self.hashes[m], self.inputs[m]) for m in MODALITIES}
+        return {modality: reason for modality, reason in reasons.items() if reason is not None}
 
     def run(self) -> None:
         """Check the cheap things first (the video's frames, the OpenFace CSV, the audio), then compute, then write."""
@@ -406,11 +445,14 @@ class _VideoJob:
 
     def _openface_head(self, table: pd.DataFrame, sampled: dict) -> None:
         values, valid = match_openface(table, sampled["frame_index"], sampled["times"],
-                                       by=self.config.openface_match, source=str(self.openface_csv))
+                                       by=self.config.openface_match, source=str(self.openface_csv),
+                                       video_frames=frame_layout(self.video_path).num_frames, video=self.video_path)
         self._keep("head", {**sampled, "head": values, "head_valid": valid}, extractor="openface-csv",
                    weights=self.openface_csv.name, summary={"frames": len(valid), "valid": int(valid.sum())})
 
     def _audio(self) -> None:
+        if self.audio_path != self.video_path:
+            check_audio_matches_video(self.audio_path, self.video_path)
         waveform = load_audio(self.audio_path, sample_rate=SAMPLE_RATE)
         features = self.tools.hubert.encode(waveform, SAMPLE_RATE)
         self._keep("audio", {"audio": features, "num_samples": np.int64(len(waveform))},
@@ -422,12 +464,70 @@ def _describe_failure(row, error: BaseException) -> str:
     return f"video {row.video_id!r} ({row.video_path}): {type(error).__name__}: {error}"
 
 
+def _failure(row, error: BaseException) -> dict:
+    """What the manifest and `Cohort.left_out` keep of one failure: the file, the reason, the full message."""
+    missing = _missing_inputs(row)
+    return {"file": missing[0] if missing else str(row.video_path), "reason": f"{type(error).__name__}: {error}",
+            "message": _describe_failure(row, error)}
+
+
+_REASON_ORDER = ("damaged cache file set aside", "cache file unreadable", "input file changed", "settings changed",
+                 "failed before", "not extracted yet")
+
+
+def _plan(table: pd.DataFrame, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
+          tools: "_Extractors", failed_before: set, repaired: set) -> tuple[list, dict, dict, Exception | None]:
+    """(jobs to run, in order; why each video is extracted; failures found while planning; the first of them)."""
+    jobs, reasons, failures, sizes, retried = [], {}, {}, {}, {}
+    first_error = None
+    for row in table.itertuples(index=False):
+        try:
+            missing = _missing_inputs(row)
+            if missing:
+                raise FileNotFoundError(f"{', '.join(missing)}: no such file")
+            job = _VideoJob(row, cache, config, settings, hashes, tools)
+            stale = job.stale()
+        except Exception as error:
+            failures[row.video_id] = _failure(row, error)
+            first_error = first_error or error
+            continue
+        if not stale:
+            continue
+        why = set(stale.values())
+        if row.video_id in repaired:
+            why.add("damaged cache file set aside")
+        if row.video_id in failed_before:
+            why.add("failed before")
+        reasons[row.video_id] = next(reason for reason in _REASON_ORDER if reason in why)
+        jobs.append(job)
+        sizes[row.video_id] = job.video_path.stat().st_size
+        retried[row.video_id] = row.video_id in failed_before
+    # Videos that failed before go last, so that one that fails again never delays the others;
+    # otherwise largest first, so that the shares of several processes weigh about the same.
+    jobs.sort(key=lambda job: (retried[job.video_id], -sizes[job.video_id], job.video_id))
+    return jobs, reasons, failures, first_error
+
+
+def _announce(cache: FeatureCache, total: int, reasons: dict[str, str], failures: dict) -> None:
+    if not reasons and not failures:
+        return
+    counts = pd.Series(list(reasons.values()), dtype=object).value_counts()
+    why = ", ".join(f"{count} {reason}" for reason, count in counts.items())
+    changed = [video_id for video_id, reason in reasons.items() if reason != "not extracted yet"]
+    named = f" [{', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}]" if changed else ""
+    unusable = f"; {len(failures)} cannot be tried (input missing or unreadable)" if failures else ""
+    print(f"features in {cache.root}: {total - len(reasons) - len(failures)} of {total} videos current, "
+          f"extracting {len(reasons)}" + (f" ({why}){named}" if reasons else "") + unusable, flush=True)
+
+
 def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionConfig,
                      progress: bool = True) -> Cohort:
     """Extract every modality not yet current in the cache, write the manifest, return the cohort.
 
-    Runs unchanged under torchrun: each process takes a disjoint share of the videos and rank 0
-    writes the manifest after all have finished.
+    Damaged cache files (and a damaged manifest) are moved aside with a warning and made again.
+    Every video is tried; failures are handled as `config.on_error` says (see ExtractionConfig)
+    and recorded in the manifest. Runs unchanged under torchrun: each process takes a disjoint
+    share of the videos to extract and rank 0 writes the manifest after all have finished.
     """
     from tqdm.auto import tqdm
 
@@ -437,31 +537,38 @@ def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: Extract
     hashes = _settings_hashes(settings)
     rank, world, started_group = _distributed_setup()
     try:
-        sizes = [Path(path).stat().st_size if Path(path).is_file() else 0 for path in table["video_path"]]
-        order = sorted(range(len(table)), key=lambda i: (-sizes[i], table["video_id"][i]))
-        share = table.iloc[order[rank::world]]
+        if rank == 0:
+            previous = cache.read_manifest_or_none() or {}
+            repaired = {video_id for video_id, _, _ in cache.repair(table["video_id"], previous.get("files"))}
+        else:
+            previous, repaired = {}, set()
+        _barrier(world)
+        previous, repaired = _gather((previous, repaired), world)[0]
+        failed_before = {entry.get("video_id") for entry in previous.get("videos", [])
+                         if isinstance(entry, dict) and entry.get("failed")}
         tools = _Extractors(config, _extraction_device(config.device, world), rank)
-        failures: dict[str, str] = {}
-        first_error: BaseException | None = None
-        bar = tqdm(share.itertuples(index=False), total=len(share), desc="features", unit="video",
-                   disable=not progress or rank != 0)
+        jobs, reasons, unplanned, first_error = _plan(table, cache, config, settings, hashes, tools, failed_before,
+                                                      repaired)
+        if rank == 0:
+            _announce(cache, len(table), reasons, unplanned)
+        _barrier(world)  # every process plans before any writes, so that all plans, and so the shares, agree
+        share = jobs[rank::world]
+        failures: dict[str, dict] = {}
+        bar = tqdm(share, total=len(share), desc="features", unit="video", **progress_options(progress and rank == 0))
         try:
-            for row in bar:
-                bar.set_postfix_str(row.video_id)
+            for job in bar:
+                bar.set_postfix_str(job.video_id)
                 try:
-                    missing = _missing_inputs(row)
-                    if missing:
-                        raise FileNotFoundError(f"{', '.join(missing)}: no such file")
-                    _VideoJob(row, cache, config, settings, hashes, tools).run()
+                    job.run()
                 except Exception as error:
-                    failures[row.video_id] = _describe_failure(row, error)
-                    if config.on_error == "raise":
-                        first_error = error
-                        break
+                    failures[job.video_id] = _failure(job.row, error)
+                    first_error = first_error or error
         finally:
             bar.close()
             tools.close()
-        all_failures = {key: value for part in _gather(failures, world) for key, value in part.items()}
+        all_failures = dict(unplanned)
+        for part in _gather(failures, world):
+            all_failures.update(part)
         if rank == 0:
             _write_manifest(cache, table, config, settings, hashes, all_failures, world)
         _barrier(world)
@@ -471,30 +578,38 @@ def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: Extract
 
             dist.destroy_process_group()
     if all_failures and config.on_error == "raise":
-        message = "feature extraction failed: " + "; ".join(all_failures.values())
+        message = "feature extraction failed: " + "; ".join(f["message"] for f in all_failures.values())
         raise ExtractionError(message) from first_error
-    if all_failures:
-        warnings.warn(f"{len(all_failures)} videos failed and are left out: " + "; ".join(all_failures.values()),
-                      stacklevel=2)
+    if rank == 0:
+        for failure in all_failures.values():
+            warnings.warn(f"{failure['file']}: left out, feature extraction failed ({failure['reason']})",
+                          VideoLeftOutWarning, stacklevel=2)
     return load_feature_cohort(cache_dir, config)
 
 
 def _write_manifest(cache: FeatureCache, table: pd.DataFrame, config: ExtractionConfig, settings: dict,
-                    hashes: dict, failures: dict[str, str], world: int) -> None:
+                    hashes: dict, failures: dict[str, dict], world: int) -> None:
     videos = []
     for row in table.itertuples(index=False):
         entry = {column: getattr(row, column) for column in TABLE_COLUMNS}
         entry["label"] = float(entry["label"]) if pd.notna(entry["label"]) and entry["label"] != "" else None
+        entry["inputs"] = {}
         for modality in MODALITIES:
-            provenance = cache.provenance(modality, row.video_id)
-            current = provenance is not None and provenance.get("config_hash") == hashes[modality]
-            entry[modality] = provenance["summary"] if current else None
+            provenance = cache.provenance(modality, row.video_id) or {}
+            current = provenance.get("config_hash") == hashes[modality]
+            entry[modality] = provenance.get("summary") if current else None
+            if current:
+                entry["inputs"][modality] = [[item.get("size"), item.get("sample_sha256")]
+                                             for item in provenance.get("inputs") or [] if isinstance(item, dict)]
         if row.video_id in failures:
-            entry["failed"] = failures[row.video_id]
+            entry["failed"] = failures[row.video_id]["message"]
+            entry["failed_file"] = failures[row.video_id]["file"]
+            entry["failed_reason"] = failures[row.video_id]["reason"]
         videos.append(entry)
     cache.write_manifest({"updated": utc_now(), "mddr_utils": __version__, "torch": torch.__version__,
                           "processes": world, "config": asdict(config), "settings": settings,
-                          "config_hashes": hashes, "videos": videos})
+                          "config_hashes": hashes, "videos": videos,
+                          "files": cache.file_stamps(entry["video_id"] for entry in videos)})
 
 
 def assemble_video(cache: FeatureCache, row: pd.Series) -> VideoFeatures:
@@ -512,7 +627,11 @@ def assemble_video(cache: FeatureCache, row: pd.Series) -> VideoFeatures:
 
 
 def load_feature_cohort(cache_dir: str | Path, config: ExtractionConfig | None = None) -> Cohort:
-    """The cohort stored in a cache, checked against `config` (default: the configuration it was made with)."""
+    """The cohort stored in a cache, checked against `config` (default: the configuration it was made with).
+
+    Videos the manifest records as failed are left out (`Cohort.left_out`); the cohort's
+    `identity` holds the feature settings' hashes and each video's input identities.
+    """
     cache = FeatureCache(cache_dir)
     manifest = cache.read_manifest()
     if config is None:
@@ -521,12 +640,26 @@ def load_feature_cohort(cache_dir: str | Path, config: ExtractionConfig | None =
         hashes = _settings_hashes(config.modality_settings())
     entries = [entry for entry in manifest["videos"] if not entry.get("failed")]
     table = pd.DataFrame(entries, columns=list(TABLE_COLUMNS))
-    stale = [f"{video_id}/{modality}" for video_id in table["video_id"] for modality in MODALITIES
-             if not cache.is_current(modality, video_id, hashes[modality])]
+    stale = [f"{video_id}/{modality} ({reason})" for video_id in table["video_id"] for modality in MODALITIES
+             if (reason := cache.why_stale(modality, video_id, hashes[modality])) is not None]
     if stale:
-        raise ValueError(f"{cache.root}: {len(stale)} feature files are missing or were made with other settings "
-                         f"({', '.join(stale[:6])}{', ...' if len(stale) > 6 else ''}); run extract_features")
-    return Cohort(table, partial(assemble_video, cache), name=f"features:{cache.root.name}")
+        raise ValueError(f"{cache.root}: {len(stale)} feature files are missing, unreadable or were made with other "
+                         f"settings ({', '.join(stale[:6])}{', ...' if len(stale) > 6 else ''}); run extract_features")
+    identity = {"settings": hashes, "videos": {entry["video_id"]: entry.get("inputs") for entry in entries}}
+    return Cohort(table, partial(assemble_video, cache), name=f"features:{cache.root.name}",
+                  left_out=_failures(manifest), identity=identity, origin=str(cache.root))
+
+
+def _failures(manifest: dict) -> pd.DataFrame:
+    return left_out_table({"video_id": entry["video_id"], "file": entry.get("failed_file", entry.get("video_path", "")),
+                           "reason": entry.get("failed_reason", entry["failed"])}
+                          for entry in manifest.get("videos", []) if entry.get("failed"))
+
+
+def failures_table(cache_dir: str | Path) -> pd.DataFrame:
+    """The videos whose extraction failed in the cache's last run: video_id, file, reason (empty if none)."""
+    manifest = FeatureCache(cache_dir).read_manifest_or_none()
+    return _failures(manifest or {})
 
 
 def extraction_report(cache_dir: str | Path) -> pd.DataFrame:
@@ -559,8 +692,33 @@ def face_crops_preview(video_path: str | Path, config: ExtractionConfig,
     return np.asarray(times), cropper(frames)
 
 
-def _argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mddr_utils.features.pipeline",
+CHOICES = {"visual_weights": VISUAL_WEIGHTS, "head_source": HEAD_SOURCES, "openface_match": ("frame", "timestamp"),
+           "precision": ("auto", "float32"), "on_error": ("raise", "skip")}
+
+
+def add_extraction_arguments(parser, leave_out: tuple[str, ...] = ()) -> None:
+    """One flag per `ExtractionConfig` field (but `leave_out`), e.g. --visual-weights, --hubert-layer, --offline."""
+    for option in fields(ExtractionConfig):
+        if option.name in leave_out:
+            continue
+        flag = "--" + option.name.replace("_", "-")
+        if option.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default {option.default!r}")
+        else:
+            kind = {"int": int, "float": float}.get(str(option.type), str)
+            parser.add_argument(flag, type=kind, default=None, choices=CHOICES.get(option.name),
+                                help=f"default {option.default!r}")
+
+
+def extraction_overrides(arguments: argparse.Namespace) -> dict:
+    """The `ExtractionConfig` fields given on the command line (flags left unset are not included)."""
+    return {option.name: getattr(arguments, option.name) for option in fields(ExtractionConfig)
+            if getattr(arguments, option.name, None) is not None}
+
+
+def _argument_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Extract MDDR's visual, acoustic and head features into a cache.")
     parser.add_argument("--index", required=True, type=Path,
                         help="CSV with video_id, video_path, label (and subject, task, split, audio_path)")
@@ -568,14 +726,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=("avec2014", "avec2013", "demo"), default="avec2014",
                         help="sets the paper's frame sampling for the dataset (overridden by --keep/--every)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for option in fields(ExtractionConfig):
-        flag = "--" + option.name.replace("_", "-")
-        if option.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"default {option.default!r}")
-        else:
-            kind = {"int": int, "float": float}.get(str(option.type), str)
-            parser.add_argument(flag, type=kind, default=None, help=f"default {option.default!r}")
+    add_extraction_arguments(parser)
     return parser
 
 
@@ -586,12 +737,10 @@ def read_index_csv(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=text_columns, keep_default_na=False)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m mddr_utils.features.pipeline") -> int:
     """The command line: extract features for an index CSV into a cache (also under torchrun)."""
-    arguments = _argument_parser().parse_args(argv)
-    overrides = {option.name: getattr(arguments, option.name) for option in fields(ExtractionConfig)
-                 if getattr(arguments, option.name) is not None}
-    config = ExtractionConfig.for_dataset(arguments.dataset, **overrides)
+    arguments = _argument_parser(prog).parse_args(argv)
+    config = ExtractionConfig.for_dataset(arguments.dataset, **extraction_overrides(arguments))
     cohort = extract_features(read_index_csv(arguments.index), arguments.cache, config,
                               progress=not arguments.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:

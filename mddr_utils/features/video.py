@@ -14,8 +14,23 @@ re-decodes from the keyframe before it: 2.4 s with 250-frame keyframe intervals 
 the decoder runs forward, jumping ahead only where a keyframe lies between its position and the
 next kept frame: it never decodes more than reading every frame would, and skips like seeking
 where keyframes are dense (0.48 s and 0.41 s on the two clips). The frames are those of decoding
-every frame in order: frame i is the i-th frame in presentation order, and its timestamp is
-i / (the stream's average frame rate), so frame 0 is at 0 s like the audio's first sample.
+every frame in order: frame i is the i-th frame in presentation order, and its time is its own
+presentation timestamp less the first frame's, so frame 0 is at 0 s like the audio's first sample
+and a variable-frame-rate recording keeps its true times (i / the average frame rate only where
+the file gives frames no distinct timestamps).
+
+A file cut short (a copy that stopped, a partial download) still opens when its header survives:
+`frame_layout` compares where its last frame ends with the duration the file states for the video
+(the stream's, else the Matroska track's DURATION tag, else the container's, compared then with
+where any of its streams ends) and refuses a gap larger than `TRUNCATION_TOLERANCE` = max(1 s, 2 %
+of the stated duration): room for timestamps and durations that legitimately disagree a little
+(encoder delay, durations estimated from the bit rate); a cut loses far more.
+
+A separate audio file (AVEC2014 ships one per video) is compared with its video by
+`check_audio_matches_video`, from the durations the files state (no decoding where they state
+one): a gap beyond `AUDIO_MISMATCH_TOLERANCE` = max(1 s, 5 % of the video) is warned about, naming
+both files. 1 s covers codec padding and tracks cut separately from one session; 5 % lets a long
+recording carry some lead-in or tail; audio of another recording, or a cut one, differs by more.
 
 `load_audio` reads 16 kHz mono float32: .wav/.flac/.ogg through soundfile, anything else (the
 audio track of an .mp4) through PyAV, because librosa cannot read .mp4 without an ffmpeg binary.
@@ -27,9 +42,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from numbers import Integral
 from pathlib import Path
 
@@ -39,6 +57,12 @@ import numpy as np
 import soundfile
 
 SOUNDFILE_SUFFIXES = (".wav", ".flac", ".ogg")
+TRUNCATION_TOLERANCE = (1.0, 0.02)
+AUDIO_MISMATCH_TOLERANCE = (1.0, 0.05)
+
+
+class InputMismatchWarning(UserWarning):
+    """Two inputs of one recording disagree (audio and video durations, an OpenFace CSV and its video)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,13 @@ class FrameLayout:
     keyframes: tuple[int, ...]
     fps: float
     num_frames: int
+    time_base: Fraction | None = None
+
+    def seconds(self, index: int) -> float:
+        """Frame `index`'s time from the first frame: its timestamp, or index / fps where there is none."""
+        if self.pts is None or self.time_base is None:
+            return index / self.fps
+        return float((self.pts[index] - self.pts[0]) * self.time_base)
 
 
 def sample_frames(path: str | Path, keep: int = 4, every: int = 100) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -72,15 +103,25 @@ def frame_layout(path: str | Path) -> FrameLayout:
         if not container.streams.video:
             raise ValueError(f"{path}: has no video stream")
         stream = container.streams.video[0]
-        stored, packets = 0, []
-        for packet in container.demux(stream):
-            if packet.size:
+        stated = _stated_span(container, stream)
+        # A container's duration covers every stream (its audio may outlast the video), so where
+        # only the container states one, all streams are read to find where the content ends.
+        whole_file = stated is not None and stated[2]
+        stored, packets, end = 0, [], None
+        for packet in container.demux() if whole_file else container.demux(stream):
+            if not packet.size:
+                continue
+            if packet.pts is not None and packet.time_base is not None:
+                finish = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = finish if end is None else max(end, finish)
+            if packet.stream.index == stream.index:
                 stored += 1
                 if not packet.is_discard:
                     packets.append((packet.pts, packet.is_keyframe))
         rate = stream.average_rate or stream.guessed_rate
         duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
         declared = stream.frames
+        time_base = stream.time_base
     if not packets:
         raise ValueError(f"{path}: the video stream has no frames")
     if declared and stored < declared:
@@ -88,6 +129,8 @@ def frame_layout(path: str | Path) -> FrameLayout:
     fps = float(rate) if rate else len(packets) / duration if duration else 0.0
     if fps <= 0:
         raise ValueError(f"{path}: the video stream states no frame rate")
+    if end is not None and stated is not None:
+        _check_not_truncated(path, end, stated)
     stamps = [pts for pts, _ in packets]
     if None in stamps or len(set(stamps)) != len(stamps):
         # Without distinct timestamps frames can only be counted, in decoding order from the start.
@@ -95,7 +138,50 @@ def frame_layout(path: str | Path) -> FrameLayout:
     order = sorted(stamps)
     rank = {pts: index for index, pts in enumerate(order)}
     keyframes = tuple(sorted(rank[pts] for pts, is_key in packets if is_key)) or (0,)
-    return FrameLayout(path, tuple(order), keyframes, fps, len(packets))
+    return FrameLayout(path, tuple(order), keyframes, fps, len(packets), time_base)
+
+
+def media_duration(path: str | Path, kind: str = "audio") -> float:
+    """Seconds the file's audio or video stream lasts, as the file states it (demuxed only where it does not)."""
+    if kind not in ("audio", "video"):
+        raise ValueError(f"kind must be 'audio' or 'video', got {kind!r}")
+    path = _existing_file(path)
+    if kind == "audio" and path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        try:
+            return float(soundfile.info(str(path)).duration)
+        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+            raise ValueError(f"{path}: not a readable audio file ({error})") from error
+    with _media_errors(path, f"not a readable {kind} file"), av.open(str(path)) as container:
+        streams = container.streams.audio if kind == "audio" else container.streams.video
+        if not streams:
+            raise ValueError(f"{path}: has no {kind} {'track' if kind == 'audio' else 'stream'}")
+        stream = streams[0]
+        stated = _stated_span(container, stream)
+        if stated is not None and (not stated[2] or len(container.streams) == 1):
+            return stated[1]
+        first, end = None, None
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None and packet.time_base is not None:
+                start = float(packet.pts * packet.time_base)
+                finish = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                first = start if first is None else min(first, start)
+                end = finish if end is None else max(end, finish)
+    if end is None:
+        raise ValueError(f"{path}: the {kind} stream states no duration and holds no timed packets")
+    return end - first
+
+
+def check_audio_matches_video(audio_path: str | Path, video_path: str | Path) -> None:
+    """Warn (InputMismatchWarning, naming both files) when a separate audio file's duration is not the video's."""
+    audio_seconds = media_duration(audio_path, "audio")
+    video_seconds = media_duration(video_path, "video")
+    absolute, relative = AUDIO_MISMATCH_TOLERANCE
+    tolerance = max(absolute, relative * video_seconds)
+    if abs(audio_seconds - video_seconds) > tolerance:
+        warnings.warn(f"{audio_path} lasts {audio_seconds:.2f} s but its video {video_path} lasts "
+                      f"{video_seconds:.2f} s "
+                      f"(more than the {tolerance:.2f} s tolerated): is it this video's audio, and whole?",
+                      InputMismatchWarning, stacklevel=2)
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
@@ -137,7 +223,7 @@ def _decode_targets(layout: FrameLayout, targets: list[int]) -> Iterator[tuple[i
                     raise ValueError(f"{path}: a decoded frame's timestamp {frame.pts} is not among the file's packets")
                 position = index + 1
                 if index == target:
-                    yield index, index / layout.fps, frame.to_ndarray(format="rgb24")
+                    yield index, layout.seconds(index), frame.to_ndarray(format="rgb24")
                     break
                 if index > target:
                     raise ValueError(f"{path}: frame {target} could not be decoded (the decoder skipped to {index})")
@@ -169,6 +255,41 @@ def _decode_audio_track(path: Path) -> tuple[np.ndarray, int]:
         for frame in itertools.chain(container.decode(stream), [None]):
             chunks.extend(converted.to_ndarray().mean(axis=0) for converted in converter.resample(frame))
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), rate
+
+
+def _stated_span(container, stream) -> tuple[float, float, bool] | None:
+    """(start s, duration s, whether it is the container's) the file states for a stream, or None.
+
+    The stream's own duration first, then its DURATION tag (Matroska), then the container's.
+    """
+    if stream.duration and stream.time_base:
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        return start, float(stream.duration * stream.time_base), False
+    tagged = _tag_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+    if tagged:
+        return 0.0, tagged, False
+    if container.duration:
+        start = container.start_time / av.time_base if container.start_time is not None else 0.0
+        return start, container.duration / av.time_base, True
+    return None
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """Seconds of a Matroska DURATION tag such as '00:00:08.033000000'."""
+    match = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d*)?)\s*", text or "")
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _check_not_truncated(path: Path, end: float, stated: tuple[float, float, bool]) -> None:
+    start, duration, whole_file = stated
+    absolute, relative = TRUNCATION_TOLERANCE
+    if start + duration - end > max(absolute, relative * duration):
+        content = "its content" if whole_file else "its video stream"
+        raise ValueError(f"{path}: truncated: {content} ends at {end - start:.2f} s but the file states "
+                         f"{duration:.2f} s")
 
 
 def _existing_file(path: str | Path) -> Path:

@@ -1,0 +1,348 @@
+"""Synthetic DAIC-WOZ and E-DAIC trees in the corpora's exact layouts, for tests and the demo build.
+
+The corpora are licensed; these trees let `daic.index_daicwoz`, `daic.index_edaic` and the session
+readers run on files built the way the distributed ones are (file names, headers, separators,
+the `.mat` variable, 16 kHz mono PCM16 WAV, transcripts, label files). The content is generated:
+per session, a face track (head pose, gaze, action units, ResNet-like rows) and an interview
+(interviewer and participant turns) whose cues follow the PHQ-8 label, as the demo cohort's
+videos do for BDI-II: the more severe, the stiller the head, the lower the gaze, the fewer smiles,
+the quieter the voice. They carry no clinical meaning.
+
+The writers of single files (`write_clnf_file`, `write_openface21_csv`, `write_resnet_mat`,
+`write_wav`, the transcript and label writers) also take features computed elsewhere, e.g. by
+the project's own extractors on its demo videos.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..features.head import HEAD_COLUMNS
+from .daic import DAICWOZ_AU_COLUMNS, EDAIC_VISUAL_DIM, TRANSCRIPT_OFFSETS
+from .scales import PHQ_8
+
+FRAME_COLUMNS = ("frame", "timestamp", "confidence", "success")
+CLNF_POSE_HEADER = FRAME_COLUMNS + ("Tx", "Ty", "Tz", "Rx", "Ry", "Rz")
+CLNF_GAZE_HEADER = FRAME_COLUMNS + ("x_0", "y_0", "z_0", "x_1", "y_1", "z_1", "x_h0", "y_h0", "z_h0",
+                                   "x_h1", "y_h1", "z_h1")
+CLNF_AUS_HEADER = FRAME_COLUMNS + DAICWOZ_AU_COLUMNS
+EDAIC_AU_NAMES = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45")
+OPENFACE21_HEADER = (FRAME_COLUMNS + HEAD_COLUMNS + ("gaze_angle_x", "gaze_angle_y")
+                     + tuple(f"AU{name}_r" for name in EDAIC_AU_NAMES)
+                     + tuple(f"AU{name}_c" for name in sorted(EDAIC_AU_NAMES + ("28",))))
+"""The 53 columns of E-DAIC's `<ID>_OpenFace2.1.0_Pose_gaze_AUs.csv`."""
+DAICWOZ_TRAIN_HEADER = ("Participant_ID", "PHQ8_Binary", "PHQ8_Score", "Gender", "PHQ8_NoInterest",
+                        "PHQ8_Depressed", "PHQ8_Sleep", "PHQ8_Tired", "PHQ8_Appetite", "PHQ8_Failure",
+                        "PHQ8_Concentrating", "PHQ8_Moving")
+EDAIC_SPLIT_HEADER = ("Participant_ID", "Gender", "PHQ_Binary", "PHQ_Score", "PCL-C (PTSD)", "PTSD Severity")
+SAMPLE_RATE = 16000
+FAILED_FRAME_PERIOD = 50
+"""Every 50th frame, from the 26th, is a tracking failure (zeros, success 0), so sampled frames include failures."""
+
+
+def write_clnf_file(path: str | Path, header, rows: np.ndarray, separator: str = ", ") -> Path:
+    """A CLNF-style text file: one header line and one line per frame, fields joined by `separator`."""
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] != len(header):
+        raise ValueError(f"{path}: rows of shape {rows.shape} do not fit the {len(header)} columns")
+    lines = [separator.join(header)]
+    lines += [separator.join(_number(value) for value in row) for row in rows]
+    return _write_text(path, "\n".join(lines) + "\n")
+
+
+def write_openface21_csv(path: str | Path, timestamps: np.ndarray, success: np.ndarray, head: np.ndarray,
+                         action_units: np.ndarray | None = None, separator: str = ",") -> Path:
+    """E-DAIC's OpenFace 2.1 CSV (`OPENFACE21_HEADER`) from per-frame times, success, the 12 head columns and AUs.
+
+    `action_units` [N, 35] (17 intensities, then 18 presences) default to zeros; the gaze angles
+    are computed from the two gaze vectors as OpenFace does.
+    """
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    count = len(timestamps)
+    head = np.asarray(head, dtype=np.float64).reshape(count, len(HEAD_COLUMNS))
+    gaze = head[:, 6:9] + head[:, 9:12]
+    angles = np.stack([np.arctan2(gaze[:, 0], -gaze[:, 2]), np.arctan2(gaze[:, 1], -gaze[:, 2])], axis=1)
+    units = np.zeros((count, 35)) if action_units is None else np.asarray(action_units, dtype=np.float64)
+    success = np.asarray(success, dtype=bool)
+    confidence = np.where(success, 0.98, 0.0)
+    frames = np.column_stack([np.arange(1, count + 1), timestamps, confidence, success, head,
+                              np.where(success[:, None], angles, 0.0), units])
+    return write_clnf_file(path, OPENFACE21_HEADER, frames, separator)
+
+
+def write_resnet_mat(path: str | Path, feature: np.ndarray) -> Path:
+    """E-DAIC's `CNN_ResNet.mat`: one variable `feature`, float [N, 2048]."""
+    from scipy.io import savemat
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"feature": np.asarray(feature, dtype=np.float32)})
+    return path
+
+
+def write_wav(path: str | Path, waveform: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Mono PCM16 WAV of a float waveform in [-1, 1]."""
+    from scipy.io import wavfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wavfile.write(path, rate, (np.clip(waveform, -1.0, 1.0) * 32767).astype(np.int16))
+    return path
+
+
+def write_daicwoz_transcript(path: str | Path, rows) -> Path:
+    """DAIC-WOZ transcript, TAB-separated start_time, stop_time, speaker, value; rows (start, stop, speaker, value)."""
+    lines = ["start_time\tstop_time\tspeaker\tvalue"]
+    lines += [f"{start:.3f}\t{stop:.3f}\t{speaker}\t{value}" for start, stop, speaker, value in rows]
+    return _write_text(path, "\n".join(lines) + "\n")
+
+
+def write_edaic_transcript(path: str | Path, rows) -> Path:
+    """E-DAIC transcript (comma: Start_Time, End_Time, Text, Confidence) from rows (start, stop, text, confidence)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(("Start_Time", "End_Time", "Text", "Confidence"))
+        writer.writerows((f"{start:.2f}", f"{stop:.2f}", text, f"{confidence:.6f}")
+                         for start, stop, text, confidence in rows)
+    return path
+
+
+def write_label_file(path: str | Path, header, rows, separator: str = ",") -> Path:
+    """A label CSV: `header` and `rows` (sequences of values) joined by `separator`."""
+    lines = [separator.join(header)] + [separator.join(str(value) for value in row) for row in rows]
+    return _write_text(path, "\n".join(lines) + "\n")
+
+
+def write_daicwoz_tree(root: str | Path, participants: dict[str, dict[int, int]], seconds: float = 6.0,
+                       fps: float = 30.0, seed: int = 0, separator: str = ", ", label_separator: str = ",",
+                       test_labels: bool = True) -> dict:
+    """Write a DAIC-WOZ tree under `root`; return, per participant ID, what was planted.
+
+    participants: {split: {ID: PHQ-8 total}} for the splits Training, Development, Testing.
+    Each ID gets `<ID>_P/` with AUDIO.wav, TRANSCRIPT.csv, CLNF_pose/gaze/AUs.txt (fields joined
+    by `separator`; the corpus uses ", "); the root gets the AVEC2017 split files (fields joined by
+    `label_separator`),
+    test_split_Depression_AVEC2017.csv and, if `test_labels`, full_test_split.csv. IDs with a
+    documented transcript offset (318, 321, 341, 362) get their transcript shifted by it, as in the corpus.
+    The planted record per ID: split, label, gender, timestamps, success, head [N, 12],
+    action_units [N, 20] and speech (participant intervals, seconds of the audio).
+    """
+    root = Path(root)
+    rng = np.random.default_rng([seed, 9])
+    planted = {}
+    for split, labels in participants.items():
+        for participant, label in labels.items():
+            session = _session(rng, label, seconds, fps)
+            folder = root / f"{participant}_P"
+            frames = np.column_stack([np.arange(1, len(session["timestamps"]) + 1), session["timestamps"],
+                                      np.where(session["success"], 0.95, 0.0), session["success"]])
+            head = session["head"]
+            write_clnf_file(folder / f"{participant}_CLNF_pose.txt", CLNF_POSE_HEADER,
+                            np.column_stack([frames, head[:, :6]]), separator)
+            write_clnf_file(folder / f"{participant}_CLNF_gaze.txt", CLNF_GAZE_HEADER,
+                            np.column_stack([frames, head[:, 6:], _head_frame_gaze(head)]), separator)
+            write_clnf_file(folder / f"{participant}_CLNF_AUs.txt", CLNF_AUS_HEADER,
+                            np.column_stack([frames, session["action_units"][:, :20]]), separator)
+            write_wav(folder / f"{participant}_AUDIO.wav", session["waveform"])
+            shift = TRANSCRIPT_OFFSETS.get(str(participant), 0.0)
+            rows = [(start - shift, stop - shift, speaker, text) for start, stop, speaker, text in session["turns"]]
+            write_daicwoz_transcript(folder / f"{participant}_TRANSCRIPT.csv", rows)
+            gender = int(rng.integers(0, 2))
+            planted[str(participant)] = dict(split=split, label=label, gender=str(gender),
+                                             **{key: session[key] for key in _PLANTED})
+    _write_daicwoz_labels(root, participants, planted, label_separator, test_labels, rng)
+    return planted
+
+
+def write_edaic_tree(root: str | Path, participants: dict[str, dict[int, int]], seconds: float = 6.0,
+                     fps: float = 30.0, seed: int = 0, separator: str = ",", label_separator: str = ",",
+                     test_labels: bool = True, resnet_rows: str = "all") -> dict:
+    """Write an E-DAIC tree under `root`; return, per participant ID, what was planted.
+
+    participants: {split: {ID: PHQ-8 total}}. Each ID gets `<ID>_P/` with AUDIO.wav,
+    Transcript.csv (the participant's turns, no speaker column) and features/ with the OpenFace
+    2.1 CSV (fields joined by `separator`) and CNN_ResNet.mat: one row per frame
+    (`resnet_rows="all"`) or per successfully tracked frame ("successful"). labels/ gets
+    train/dev/test_split.csv (test without PHQ columns unless `test_labels`; fields joined by
+    `label_separator`) and
+    Detailed_PHQ8_Labels.csv. The planted record adds resnet [N, 2048] to the DAIC-WOZ one.
+    """
+    if resnet_rows not in ("all", "successful"):
+        raise ValueError(f"resnet_rows must be 'all' or 'successful', got {resnet_rows!r}")
+    root = Path(root)
+    rng = np.random.default_rng([seed, 19])
+    projection = np.random.default_rng([seed, 20]).standard_normal((_LATENT_DIM, EDAIC_VISUAL_DIM)).astype(np.float32)
+    planted = {}
+    for split, labels in participants.items():
+        for participant, label in labels.items():
+            session = _session(rng, label, seconds, fps)
+            folder = root / f"{participant}_P"
+            features = folder / "features"
+            write_openface21_csv(features / f"{participant}_OpenFace2.1.0_Pose_gaze_AUs.csv", session["timestamps"],
+                                 session["success"], session["head"], session["openface_action_units"], separator)
+            noise = rng.standard_normal((len(session["latent"]), EDAIC_VISUAL_DIM), dtype=np.float32)
+            resnet = np.maximum(session["latent"] @ projection + 0.1 * noise, 0.0)
+            if resnet_rows == "successful":
+                resnet = resnet[session["success"]]
+            write_resnet_mat(features / f"{participant}_CNN_ResNet.mat", resnet)
+            write_wav(folder / f"{participant}_AUDIO.wav", session["waveform"])
+            write_edaic_transcript(folder / f"{participant}_Transcript.csv",
+                                   [(start, stop, text, 0.9) for start, stop, speaker, text in session["turns"]
+                                    if (start, stop) in set(map(tuple, session["speech"]))])
+            gender = "male" if rng.integers(0, 2) else "female"
+            planted[str(participant)] = dict(split=split, label=label, gender=gender, resnet=resnet.astype(np.float32),
+                                             **{key: session[key] for key in _PLANTED})
+    _write_edaic_labels(root, participants, planted, label_separator, test_labels, rng)
+    return planted
+
+
+_LATENT_DIM = 6
+_PLANTED = ("timestamps", "success", "head", "action_units", "speech")
+_WORDS = ("yeah", "i'm okay", "not really", "i guess so", "um i don't know", "pretty good", "uh huh")
+_PROMPTS = ("hi i'm ellie", "how are you doing today", "where are you from originally", "how have you been feeling",
+            "can you tell me about that", "that's good")
+
+
+def _session(rng: np.random.Generator, label: int, seconds: float, fps: float) -> dict:
+    """One interview: face-track arrays at `fps`, a 16 kHz waveform and the turns, cues following the label."""
+    PHQ_8.check_label(label, "synthetic session")
+    severity = label / PHQ_8.maximum
+    count = int(round(seconds * fps))
+    timestamps = np.arange(count) / fps
+    success = np.ones(count, dtype=bool)
+    success[FAILED_FRAME_PERIOD // 2::FAILED_FRAME_PERIOD] = False
+    wander = np.cumsum(rng.standard_normal((count, 6)), axis=0) / np.sqrt(np.arange(1, count + 1))[:, None]
+    stillness = 1.0 - 0.6 * severity
+    position = np.array([10.0, -20.0, 600.0]) + 8.0 * stillness * wander[:, :3]
+    rotation = 0.15 * stillness * np.sin(2 * np.pi * 0.3 * timestamps[:, None] + rng.uniform(0, 6, 3)) \
+        + 0.02 * wander[:, 3:]
+    down = 0.1 + 0.3 * severity + 0.05 * np.sin(2 * np.pi * 0.2 * timestamps)
+    eyes = []
+    for offset in (0.08, -0.08):
+        vector = np.column_stack([np.full(count, offset) + 0.03 * wander[:, 0], np.sin(down), -np.cos(down)])
+        eyes.append(vector / np.linalg.norm(vector, axis=1, keepdims=True))
+    head = np.column_stack([position, rotation, *eyes])
+    intensities = np.clip(0.4 * rng.random((count, 17)) + 0.2, 0, 5)
+    intensities[:, EDAIC_AU_NAMES.index("12")] = np.clip(2.5 * (1 - severity) + 0.3 * rng.standard_normal(count), 0, 5)
+    intensities[:, EDAIC_AU_NAMES.index("04")] = np.clip(2.5 * severity + 0.3 * rng.standard_normal(count), 0, 5)
+    presence = (rng.random((count, 18)) < 0.3).astype(float)
+    daicwoz_order = [EDAIC_AU_NAMES.index(name[2:4]) for name in DAICWOZ_AU_COLUMNS if name.endswith("_r")]
+    action_units = np.column_stack([intensities[:, daicwoz_order], presence[:, :6], intensities, presence])
+    latent = np.column_stack([np.full(count, severity), rotation, down, rng.standard_normal(count)]).astype(np.float32)
+    for array in (head, action_units):
+        array[~success] = 0.0
+    turns, speech = _turns(rng, seconds)
+    return dict(timestamps=timestamps, success=success, head=head, action_units=action_units[:, :20],
+                openface_action_units=action_units[:, 20:], latent=latent, turns=turns, speech=speech,
+                waveform=_interview_audio(rng, turns, seconds, severity))
+
+
+def _turns(rng: np.random.Generator, seconds: float) -> tuple[list, np.ndarray]:
+    """Chatter before Ellie, a [sync] row, then Ellie and Participant in turn; the participant's intervals.
+
+    Times are multiples of 20 ms, the edges of 50 Hz audio frames, so that no frame centre lies near a turn's edge.
+    """
+    turns = [(0.06, 0.3, "Participant", "is it on"), (0.3, 0.32, "Ellie", "[sync]")]
+    time, speech = 0.5, []
+    while time < seconds - 1.0:
+        ellie_stop = min(_on_frame_edge(time + rng.uniform(0.6, 1.0)), seconds)
+        turns.append((time, ellie_stop, "Ellie", str(rng.choice(_PROMPTS))))
+        start = _on_frame_edge(ellie_stop + 0.2)
+        stop = min(_on_frame_edge(start + rng.uniform(0.8, 1.6)), seconds)
+        if stop - start > 0.3:
+            turns.append((start, stop, "Participant", str(rng.choice(_WORDS))))
+            speech.append((start, stop))
+        time = stop + 0.2
+    return turns, np.array(speech, dtype=np.float64).reshape(-1, 2)
+
+
+def _on_frame_edge(seconds: float) -> float:
+    return round(seconds * 50) / 50
+
+
+def _interview_audio(rng: np.random.Generator, turns: list, seconds: float, severity: float) -> np.ndarray:
+    """Voiced participant turns, the interviewer faintly (bleed into the participant's microphone), and room noise."""
+    count = int(round(seconds * SAMPLE_RATE))
+    waveform = 0.003 * rng.standard_normal(count)
+    for start, stop, speaker, text in turns:
+        if text.startswith("["):
+            continue
+        first, last = int(start * SAMPLE_RATE), min(int(stop * SAMPLE_RATE), count)
+        time = np.arange(last - first) / SAMPLE_RATE
+        pitch = (110.0 if speaker == "Participant" else 210.0) * (1 + 0.05 * np.sin(2 * np.pi * 3 * time))
+        phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+        voice = sum(np.sin(k * phase) / k for k in range(1, 6)) * np.hanning(len(time))
+        loudness = 0.3 * (1 - 0.5 * severity) if speaker == "Participant" else 0.05
+        waveform[first:last] += loudness * voice
+    return waveform
+
+
+def _head_frame_gaze(head: np.ndarray) -> np.ndarray:
+    """CLNF's gaze in head coordinates (x_h0..z_h1): here the camera-frame gaze turned back by the head's yaw only."""
+    yaw = head[:, 4]
+    rotated = []
+    for eye in (head[:, 6:9], head[:, 9:12]):
+        rotated.append(np.column_stack([np.cos(yaw) * eye[:, 0] - np.sin(yaw) * eye[:, 2], eye[:, 1],
+                                        np.sin(yaw) * eye[:, 0] + np.cos(yaw) * eye[:, 2]]))
+    return np.column_stack(rotated)
+
+
+def _items(rng: np.random.Generator, total: int) -> list[int]:
+    """Eight PHQ-8 item scores (0-3) that add up to `total`."""
+    items = [0] * 8
+    for _ in range(int(total)):
+        items[int(rng.choice([i for i in range(8) if items[i] < 3]))] += 1
+    return items
+
+
+def _write_daicwoz_labels(root: Path, participants: dict, planted: dict, separator: str, test_labels: bool,
+                          rng: np.random.Generator) -> None:
+    names = {"Training": "train_split_Depression_AVEC2017.csv", "Development": "dev_split_Depression_AVEC2017.csv"}
+    for split, name in names.items():
+        rows = [(pid, int(PHQ_8.is_depressed(label)), label, planted[str(pid)]["gender"], *_items(rng, label))
+                for pid, label in participants.get(split, {}).items()]
+        write_label_file(root / name, DAICWOZ_TRAIN_HEADER, rows, separator)
+    testing = participants.get("Testing", {})
+    write_label_file(root / "test_split_Depression_AVEC2017.csv", ("participant_ID", "Gender"),
+                     [(pid, planted[str(pid)]["gender"]) for pid in testing], separator)
+    if test_labels:
+        write_label_file(root / "full_test_split.csv", ("Participant_ID", "PHQ_Binary", "PHQ_Score", "Gender"),
+                         [(pid, int(PHQ_8.is_depressed(label)), label, planted[str(pid)]["gender"])
+                          for pid, label in testing.items()], separator)
+
+
+def _write_edaic_labels(root: Path, participants: dict, planted: dict, separator: str, test_labels: bool,
+                        rng: np.random.Generator) -> None:
+    folder = root / "labels"
+    names = {"Training": "train_split.csv", "Development": "dev_split.csv", "Testing": "test_split.csv"}
+    detailed = []
+    for split, name in names.items():
+        labelled = split != "Testing" or test_labels
+        header = EDAIC_SPLIT_HEADER if labelled else ("Participant_ID", "Gender", "PCL-C (PTSD)", "PTSD Severity")
+        rows = []
+        for pid, label in participants.get(split, {}).items():
+            ptsd = f"{float(rng.integers(17, 60)):.1f}"
+            phq = (int(PHQ_8.is_depressed(label)), label) if labelled else ()
+            rows.append((pid, planted[str(pid)]["gender"], *phq, int(rng.integers(0, 2)), ptsd))
+            if split != "Testing":
+                detailed.append((pid, *_items(rng, label), label))
+        write_label_file(folder / name, header, rows, separator)
+    write_label_file(folder / "Detailed_PHQ8_Labels.csv",
+                     ("Participant_ID", "PHQ_8NoInterest", "PHQ_8Depressed", "PHQ_8Sleep", "PHQ_8Tired",
+                      "PHQ_8Appetite", "PHQ_8Failure", "PHQ_8Concentrating", "PHQ_8Moving", "PHQ_8Total"),
+                     detailed, separator)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.9g}"
+
+
+def _write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

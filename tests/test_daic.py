@@ -1,0 +1,350 @@
+"""DAIC-WOZ and E-DAIC on synthetic trees in the distributed layouts: indexes, label files, the session
+streams (12 head columns, visual rows, timelines), participant speech and the cross-corpus overlap refusal."""
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mddr_utils.data.avec import INDEX_COLUMNS
+from mddr_utils.data.daic import (
+    DAIC_INDEX_COLUMNS, DAICWOZ_VISUAL_DIM, DaicIndexWarning, ParticipantOverlapError, index_daicwoz, index_edaic,
+    load_daicwoz_session, load_edaic_session, load_session, participant_intervals, participant_speech_mask,
+    read_daicwoz_transcript, read_edaic_transcript, read_resnet_mat, refuse_participant_overlap, speech_mask,
+)
+from mddr_utils.data.daic_synthetic import (
+    FAILED_FRAME_PERIOD, write_daicwoz_transcript, write_daicwoz_tree, write_edaic_tree, write_label_file,
+    write_resnet_mat,
+)
+
+DAICWOZ_SESSIONS = {"Training": {303: 4, 318: 12}, "Development": {305: 20}, "Testing": {310: 9}}
+EDAIC_SESSIONS = {"Training": {303: 4, 601: 15}, "Development": {305: 20}, "Testing": {610: 9, 615: 0}}
+SECONDS = 4.0
+
+
+def quietly(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return function(*args, **kwargs)
+
+
+def expected_mask(intervals, num_frames, rate=50.0):
+    """Frame k is speech when its centre (k + 1/2) / rate lies in an interval, written out frame by frame."""
+    return np.array([any(start <= (k + 0.5) / rate < stop for start, stop in intervals) for k in range(num_frames)])
+
+
+@pytest.fixture(scope="module")
+def daicwoz_original(tmp_path_factory):
+    root = tmp_path_factory.mktemp("daicwoz")
+    return root, write_daicwoz_tree(root, DAICWOZ_SESSIONS, seconds=SECONDS)
+
+
+@pytest.fixture(scope="module")
+def edaic_original(tmp_path_factory):
+    root = tmp_path_factory.mktemp("edaic")
+    return root, write_edaic_tree(root, EDAIC_SESSIONS, seconds=SECONDS)
+
+
+@pytest.fixture
+def daicwoz(daicwoz_original, tmp_path):
+    """A copy of the DAIC-WOZ tree that a test may change, and what was planted in it."""
+    return Path(shutil.copytree(daicwoz_original[0], tmp_path / "daicwoz")), daicwoz_original[1]
+
+
+@pytest.fixture
+def edaic(edaic_original, tmp_path):
+    """A copy of the E-DAIC tree that a test may change, and what was planted in it."""
+    return Path(shutil.copytree(edaic_original[0], tmp_path / "edaic")), edaic_original[1]
+
+
+def test_daicwoz_index_has_the_avec_columns_splits_and_labels(daicwoz):
+    root, planted = daicwoz
+    index = quietly(index_daicwoz, root)
+    assert list(index.columns) == list(DAIC_INDEX_COLUMNS)
+    assert list(index.columns[:len(INDEX_COLUMNS)]) == list(INDEX_COLUMNS)
+    assert index["video_id"].tolist() == ["303_Interview", "318_Interview", "305_Interview", "310_Interview"]
+    assert index["split"].tolist() == ["Training", "Training", "Development", "Testing"]
+    assert index["label"].tolist() == [4, 12, 20, 9] and index["label"].dtype == "int64"
+    assert set(index["scale"]) == {"PHQ-8"} and index.attrs["scale"] == "PHQ-8"
+    assert index.attrs["visual_dim"] == DAICWOZ_VISUAL_DIM == 20
+    assert index["gender"].tolist() == [planted[pid]["gender"] for pid in ("303", "318", "305", "310")]
+    row = index.iloc[0]
+    assert row["video_path"] == "" and Path(row["audio_path"]).name == "303_AUDIO.wav"
+    assert Path(row["visual_path"]).name == "303_CLNF_AUs.txt" and Path(row["gaze_path"]).name == "303_CLNF_gaze.txt"
+    assert Path(index.iloc[3]["label_path"]).name == "full_test_split.csv"
+
+
+def test_edaic_index_reads_labels_folder_features_folder_and_gender_strings(edaic):
+    root, planted = edaic
+    index = quietly(index_edaic, root)
+    assert index["subject"].tolist() == ["303", "601", "305", "610", "615"]
+    assert index["label"].tolist() == [4, 15, 20, 9, 0]
+    assert set(index["gender"]) <= {"male", "female"} and index.attrs["dataset"] == "E-DAIC"
+    assert (index["gaze_path"] == "").all() and index.attrs["visual_dim"] == 2048
+    assert Path(index.iloc[0]["visual_path"]).parent.name == "features"
+
+
+def test_headers_with_spaces_after_commas_and_lowercase_ids_are_read_alike(tmp_path):
+    sessions = {"Training": {303: 4}, "Development": {305: 20}}
+    spaced = write_edaic_tree(tmp_path / "spaced", sessions, seconds=SECONDS, separator=", ", label_separator=", ")
+    write_edaic_tree(tmp_path / "plain", sessions, seconds=SECONDS)
+    assert open(next((tmp_path / "spaced").rglob("*OpenFace*.csv"))).readline().startswith("frame, timestamp,")
+    first, second = quietly(index_edaic, tmp_path / "spaced"), quietly(index_edaic, tmp_path / "plain")
+    assert first[["subject", "label", "gender"]].equals(second[["subject", "label", "gender"]])
+    a, b = load_edaic_session(first.iloc[0]), load_edaic_session(second.iloc[0])
+    np.testing.assert_array_equal(a.head, b.head)
+    planted_head = spaced["303"]["head"][a.frame_index].astype(np.float32)
+    np.testing.assert_array_equal(a.head, planted_head * a.head_valid[:, None])
+    daicwoz_root = tmp_path / "daicwoz"
+    write_daicwoz_tree(daicwoz_root, {**sessions, "Testing": {310: 9}}, seconds=SECONDS, separator=",",
+                       label_separator=", ")
+    index = quietly(index_daicwoz, daicwoz_root)
+    assert index["label"].tolist() == [4, 20, 9]
+    assert open(daicwoz_root / "test_split_Depression_AVEC2017.csv").readline().startswith("participant_ID, Gender")
+
+
+def test_daicwoz_testing_without_full_test_split_is_left_out_or_kept_unlabelled(daicwoz):
+    root, _ = daicwoz
+    (root / "full_test_split.csv").unlink()
+    with pytest.warns(DaicIndexWarning, match="1 session.*without a PHQ-8 score, left out.*310_Interview"):
+        index = index_daicwoz(root)
+    assert "Testing" not in set(index["split"]) and index.attrs["unlabelled"] == ["310_Interview"]
+    with pytest.warns(DaicIndexWarning, match="kept with a missing label"):
+        kept = index_daicwoz(root, keep_unlabelled=True)
+    testing = kept[kept["split"] == "Testing"]
+    assert testing["subject"].tolist() == ["310"] and testing["label"].isna().all() and kept["label"].dtype == "Int64"
+
+
+def test_edaic_test_split_without_scores_gives_unlabelled_testing_rows(edaic):
+    root, _ = edaic
+    write_label_file(root / "labels" / "test_split.csv", ("Participant_ID", "Gender", "PHQ_Binary", "PHQ_Score"),
+                     [(610, "male", "", ""), (615, "female", "", "")])
+    with pytest.warns(DaicIndexWarning, match="610_Interview, 615_Interview"):
+        index = index_edaic(root)
+    assert sorted(set(index["split"])) == ["Development", "Training"]
+
+
+def test_missing_label_file_is_named(daicwoz):
+    root, _ = daicwoz
+    (root / "dev_split_Depression_AVEC2017.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="dev_split_Depression_AVEC2017.csv"):
+        index_daicwoz(root)
+
+
+@pytest.mark.parametrize("cells, message", [
+    (("303", "0", "25", "1"), "participant 303.*outside the PHQ-8 range 0..24"),
+    (("303", "0", "ten", "1"), "participant 303.*not a number"),
+    (("303", "0", "", "1"), "participant 303.*score is empty"),
+    (("3x3", "0", "4", "1"), "participant ID '3x3' is not a whole number"),
+])
+def test_malformed_labels_name_the_file_and_participant(daicwoz, cells, message):
+    root, _ = daicwoz
+    write_label_file(root / "train_split_Depression_AVEC2017.csv",
+                     ("Participant_ID", "PHQ8_Binary", "PHQ8_Score", "Gender"),
+                     [cells, ("318", "1", "12", "0")])
+    with pytest.raises(ValueError, match=message) as error:
+        index_daicwoz(root)
+    assert "train_split_Depression_AVEC2017.csv" in str(error.value)
+
+
+def test_label_file_without_id_column_or_with_a_participant_twice_is_refused(daicwoz):
+    root, _ = daicwoz
+    path = root / "train_split_Depression_AVEC2017.csv"
+    write_label_file(path, ("ID", "PHQ8_Score"), [("303", "4")])
+    with pytest.raises(ValueError, match="no Participant_ID column"):
+        index_daicwoz(root)
+    write_label_file(path, ("Participant_ID", "PHQ8_Score"), [("303", "4"), ("303", "5")])
+    with pytest.raises(ValueError, match="listed more than once: 303"):
+        index_daicwoz(root)
+    write_label_file(path, ("Participant_ID", "PHQ8_Score"), [("303", "4"), ("305", "5")])
+    with pytest.raises(ValueError, match="305 in .*train_split.*dev_split"):
+        index_daicwoz(root)
+
+
+def test_documented_label_defects_are_tolerated_and_an_unknown_one_warns(tmp_path):
+    sessions = {"Training": {319: 8, 409: 10, 320: 12}, "Development": {321: 3}}
+    write_daicwoz_tree(tmp_path, sessions, seconds=SECONDS)
+    header = ("Participant_ID", "PHQ8_Binary", "PHQ8_Score", "Gender", "PHQ8_NoInterest", "PHQ8_Depressed",
+              "PHQ8_Sleep", "PHQ8_Tired", "PHQ8_Appetite", "PHQ8_Failure", "PHQ8_Concentrating", "PHQ8_Moving")
+    write_label_file(tmp_path / "train_split_Depression_AVEC2017.csv", header,
+                     [(319, 0, 8, 1, 1, 1, "", 1, 1, 1, 1, 0), (409, 0, 10, 0, 2, 1, 1, 2, 1, 1, 1, 1),
+                      (320, 1, 12, 0, 2, 2, 2, 2, 1, 1, 1, 1)])
+    index = quietly(index_daicwoz, tmp_path)
+    assert index.set_index("subject").loc[["319", "409"], "label"].tolist() == [8, 10]
+    assert index.attrs["binary_disagreements"] == ["409"]
+    write_label_file(tmp_path / "dev_split_Depression_AVEC2017.csv", ("Participant_ID", "PHQ8_Binary", "PHQ8_Score"),
+                     [(321, 1, 3)])
+    with pytest.warns(DaicIndexWarning, match=r"disagrees with PHQ-8 >= 10 for participants \['321'\]"):
+        index_daicwoz(tmp_path)
+
+
+def test_missing_session_file_archives_and_orphans_are_reported(daicwoz):
+    root, _ = daicwoz
+    (root / "305_P" / "305_CLNF_gaze.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="305_P: lacks 305_CLNF_gaze.txt"):
+        index_daicwoz(root)
+    for path in (root / "305_P").iterdir():
+        path.unlink()
+    (root / "305_P").rmdir()
+    with pytest.warns(DaicIndexWarning, match="without a session folder, left out: 305"):
+        index = index_daicwoz(root)
+    assert "305" not in set(index["subject"]) and index.attrs["labels_without_session"] == ["305"]
+    (root / "305_P.zip").write_bytes(b"PK")
+    with pytest.raises(ValueError, match="unpack them in place first.*305_P.zip"):
+        index_daicwoz(root)
+
+
+def test_session_folder_in_no_split_file_is_left_out_with_a_warning(daicwoz, tmp_path):
+    root, _ = daicwoz
+    write_daicwoz_tree(tmp_path / "extra", {"Training": {330: 1}}, seconds=SECONDS)
+    (tmp_path / "extra" / "330_P").rename(root / "330_P")
+    with pytest.warns(DaicIndexWarning, match="in no split file, left out: 330"):
+        index = index_daicwoz(root)
+    assert index.attrs["sessions_without_label"] == ["330"]
+
+
+def test_daicwoz_session_streams_read_aus_and_the_12_head_columns_on_sampled_frames(daicwoz):
+    root, planted = daicwoz
+    row = quietly(index_daicwoz, root).iloc[0]
+    streams = load_daicwoz_session(row)
+    truth = planted["303"]
+    frames = int(SECONDS * 30)
+    assert streams.frame_index.tolist() == [i for i in range(frames) if i % 100 in (0, 25, 50, 75)]
+    np.testing.assert_allclose(streams.times, truth["timestamps"][streams.frame_index], atol=1e-9)
+    failed = streams.frame_index % FAILED_FRAME_PERIOD == FAILED_FRAME_PERIOD // 2
+    assert failed.any() and (streams.head_valid == ~failed).all() and (streams.visual_valid == ~failed).all()
+    np.testing.assert_allclose(streams.head, truth["head"][streams.frame_index], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(streams.visual, truth["action_units"][streams.frame_index], rtol=1e-6, atol=1e-6)
+    assert (streams.head[failed] == 0).all() and streams.visual.shape[1] == DAICWOZ_VISUAL_DIM
+    np.testing.assert_array_equal(load_session(row).visual, streams.visual)
+
+
+def test_clnf_pose_named_x_y_z_and_a_frame_missing_from_gaze(daicwoz):
+    root, planted = daicwoz
+    row = quietly(index_daicwoz, root).iloc[0]
+    pose, gaze = Path(row["head_path"]), Path(row["gaze_path"])
+    lines = pose.read_text().splitlines()
+    pose.write_text("\n".join([lines[0].replace("Tx, Ty, Tz", "X, Y, Z"), *lines[1:]]) + "\n")
+    gaze_lines = gaze.read_text().splitlines()
+    gaze.write_text("\n".join(line for line in gaze_lines if not line.startswith("51, ")) + "\n")
+    streams = load_daicwoz_session(row)
+    at_frame_50 = streams.frame_index.tolist().index(50)
+    assert not streams.head_valid[at_frame_50] and (streams.head[at_frame_50] == 0).all()
+    others = np.flatnonzero(streams.head_valid)
+    np.testing.assert_allclose(streams.head[others], planted["303"]["head"][streams.frame_index[others]],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_edaic_12_head_columns_and_resnet_rows_read_exactly(edaic):
+    root, planted = edaic
+    row = quietly(index_edaic, root).iloc[1]
+    streams = load_edaic_session(row)
+    truth = planted["601"]
+    table = pd.read_csv(row["head_path"])
+    assert table.shape[1] == 53
+    head_columns = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz",
+                    "gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z"]
+    written = table.iloc[streams.frame_index][head_columns].to_numpy(np.float32)
+    np.testing.assert_array_equal(streams.head[streams.head_valid], written[streams.head_valid])
+    np.testing.assert_allclose(streams.head, truth["head"][streams.frame_index], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(streams.visual[streams.visual_valid],
+                                  truth["resnet"][streams.frame_index][streams.visual_valid])
+    assert (streams.visual[~streams.visual_valid] == 0).all() and "one ResNet row per OpenFace row" in streams.timeline
+    np.testing.assert_array_equal(load_session(row).visual, streams.visual)
+
+
+def test_resnet_rows_of_successful_frames_only_take_those_frames_times(tmp_path):
+    planted = write_edaic_tree(tmp_path, {"Training": {303: 4}, "Development": {305: 6}}, seconds=SECONDS,
+                               resnet_rows="successful")
+    row = quietly(index_edaic, tmp_path).iloc[0]
+    streams = load_edaic_session(row)
+    successful = np.flatnonzero(planted["303"]["success"])
+    np.testing.assert_allclose(streams.times, planted["303"]["timestamps"][successful[streams.frame_index]], atol=1e-9)
+    assert streams.head_valid.all() and "successful OpenFace row" in streams.timeline
+
+
+def test_resnet_rows_matching_no_openface_count_are_spread_over_the_audio(edaic):
+    root, planted = edaic
+    row = quietly(index_edaic, root).iloc[0]
+    write_resnet_mat(row["visual_path"], np.ones((60, 2048), dtype=np.float32))
+    streams = load_edaic_session(row)
+    assert streams.frame_index.tolist() == [0, 25, 50]
+    np.testing.assert_allclose(streams.times, np.array([0, 25, 50]) * SECONDS / 60)
+    openface_rows = np.round(streams.times * 30).astype(int)
+    np.testing.assert_allclose(streams.head[streams.head_valid],
+                               planted["303"]["head"][openface_rows][streams.head_valid], rtol=1e-6, atol=1e-6)
+    assert "spread evenly over the audio" in streams.timeline
+
+
+def test_resnet_file_without_feature_or_of_the_wrong_width_is_named(tmp_path):
+    from scipy.io import savemat
+
+    savemat(tmp_path / "a.mat", {"features": np.zeros((3, 2048))})
+    with pytest.raises(ValueError, match=r"a.mat holds no variable 'feature' \(it holds \['features'\]\)"):
+        read_resnet_mat(tmp_path / "a.mat")
+    write_resnet_mat(tmp_path / "b.mat", np.zeros((3, 512)))
+    with pytest.raises(ValueError, match=r"b.mat: 'feature' has shape \(3, 512\)"):
+        read_resnet_mat(tmp_path / "b.mat")
+
+
+def test_daicwoz_participant_speech_drops_ellie_chatter_and_sync_and_applies_the_318_offset(daicwoz):
+    root, planted = daicwoz
+    index = quietly(index_daicwoz, root).set_index("subject", drop=False)
+    for pid in ("303", "318"):
+        mask = participant_speech_mask(index.loc[pid], int(SECONDS * 50))
+        np.testing.assert_array_equal(mask, expected_mask(planted[pid]["speech"], int(SECONDS * 50)))
+    transcript = read_daicwoz_transcript(index.loc["318", "transcript_path"], "318")
+    assert "[sync]" not in set(transcript["value"]) and set(transcript["speaker"]) == {"Ellie", "Participant"}
+    assert transcript["start"].iloc[0] == pytest.approx(0.06, abs=1e-3)
+
+
+def test_daicwoz_interruptions_of_373_and_444_are_cut(tmp_path):
+    rows = [(100.0, 101.0, "Ellie", "hi"), (390.0, 400.0, "Participant", "a"), (420.0, 430.0, "Participant", "b")]
+    transcript = read_daicwoz_transcript(write_daicwoz_transcript(tmp_path / "373_TRANSCRIPT.csv", rows), 373)
+    np.testing.assert_allclose(participant_intervals(transcript, 373), [[390, 395], [428, 430]])
+    rows = [(100.0, 101.0, "Ellie", "hi"), (280.0, 400.0, "Participant", "a")]
+    transcript = read_daicwoz_transcript(write_daicwoz_transcript(tmp_path / "444_TRANSCRIPT.csv", rows), 444)
+    np.testing.assert_allclose(participant_intervals(transcript, 444), [[280, 286], [387, 400]])
+    np.testing.assert_allclose(participant_intervals(transcript, 300), [[280, 400]])
+
+
+def test_sessions_without_ellie_keep_every_participant_row_and_unknown_speakers_are_refused(tmp_path):
+    rows = [(0.1, 1.0, "Participant", "a"), (2, 3, "Participant", "b")]
+    path = write_daicwoz_transcript(tmp_path / "451_TRANSCRIPT.csv", rows)
+    np.testing.assert_allclose(participant_intervals(read_daicwoz_transcript(path, 451), 451), [[0.1, 1.0], [2, 3]])
+    path = write_daicwoz_transcript(tmp_path / "300_TRANSCRIPT.csv", [(0.1, 1.0, "Bob", "a")])
+    with pytest.raises(ValueError, match=r"300_TRANSCRIPT.csv: unknown speakers \['bob'\]"):
+        read_daicwoz_transcript(path, 300)
+    (tmp_path / "comma.csv").write_text("start_time,stop_time,speaker,value\n0.1,1.0,Ellie,hi\n")
+    with pytest.raises(ValueError, match="comma.csv: lacks the columns.*TAB-separated"):
+        read_daicwoz_transcript(tmp_path / "comma.csv", 300)
+
+
+def test_edaic_transcript_segments_all_count_as_participant_speech(edaic):
+    root, planted = edaic
+    row = quietly(index_edaic, root).iloc[0]
+    transcript = read_edaic_transcript(row["transcript_path"])
+    assert list(transcript.columns) == ["start", "stop", "text"]
+    np.testing.assert_allclose(participant_intervals(transcript), planted["303"]["speech"])
+    np.testing.assert_array_equal(participant_speech_mask(row, 200), expected_mask(planted["303"]["speech"], 200))
+
+
+def test_speech_mask_counts_a_frame_by_its_centre():
+    assert speech_mask(np.array([[0.02, 0.06]]), 5).tolist() == [False, True, True, False, False]
+    assert speech_mask(np.array([[0.0, 0.05], [0.04, 0.09]]), 6).tolist() == [True, True, True, True, False, False]
+    assert speech_mask(np.zeros((0, 2)), 3).tolist() == [False, False, False]
+
+
+def test_training_on_edaic_and_testing_on_daicwoz_names_the_shared_participants(daicwoz, edaic):
+    daicwoz_index = quietly(index_daicwoz, daicwoz[0])
+    edaic_index = quietly(index_edaic, edaic[0])
+    edaic_training = edaic_index[edaic_index["split"] != "Testing"]
+    with pytest.raises(ParticipantOverlapError, match=r"E-DAIC Training/Development \(training\) and DAIC-WOZ "
+                                                       r"Training/Development/Testing \(evaluation\) share 2 "
+                                                       r"participant\(s\): 303, 305") as error:
+        refuse_participant_overlap(edaic_training, daicwoz_index)
+    assert error.value.shared == ["303", "305"]
+    daicwoz_training = daicwoz_index[daicwoz_index["split"] != "Testing"]
+    refuse_participant_overlap(daicwoz_training, edaic_index[edaic_index["split"] == "Testing"])

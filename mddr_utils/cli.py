@@ -1,0 +1,162 @@
+"""The command line, `python -m mddr_utils`: extract features, train a checkpoint, score new videos
+(the paper's sections 3.2 and 4.3 as commands; see `mddr_utils.predict`).
+
+    python -m mddr_utils extract --index index.csv --cache features/avec2014 ...
+        (the command line of python -m mddr_utils.features.pipeline, same flags)
+    python -m mddr_utils train --dataset avec2014 --data-root AVEC2014 --profile paper \\
+        --visual-weights affectnet --affectnet-checkpoint resnet50_affectnet.pth --out model.safetensors
+    python -m mddr_utils predict new1.mp4 new2.mp4 --checkpoint model.safetensors --csv scores.csv --report report/
+
+Exit status:
+    0  done (predict: at least one video was scored)
+    1  predict: no video could be scored; train/extract: feature extraction or training failed
+    2  the command line is wrong (argparse)
+    3  refused: a checkpoint or its sidecar is missing, unreadable or not a pair; features or
+       settings differ from the checkpoint's; a file the settings need (weights, a data folder) is absent
+
+Progress bars go to stderr; TQDM_DISABLE=1 (or --no-progress) silences them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_NOTHING_SCORED, EXIT_REFUSED = 0, 1, 3
+EXIT_CODES_TEXT = """exit status:
+  0  done (predict: at least one video was scored)
+  1  predict: no video could be scored; train/extract: extraction or training failed
+  2  wrong command line
+  3  refused: checkpoint or sidecar missing, unreadable or not a pair; settings differ from the
+     checkpoint's; a file the settings need (weights, a data folder) is absent
+TQDM_DISABLE=1 or --no-progress silences the progress bars."""
+
+
+def _add_extraction_flags(parser: argparse.ArgumentParser, title: str, leave_out: tuple[str, ...] = ()) -> None:
+    """One flag per `ExtractionConfig` field (but `leave_out`), named as in `python -m mddr_utils.features.pipeline`."""
+    from .features.pipeline import add_extraction_arguments
+
+    add_extraction_arguments(parser.add_argument_group(title), leave_out)
+
+
+COMMANDS = {
+    "extract": "extract features of an index CSV into a cache (the flags of python -m mddr_utils.features.pipeline; "
+               "see extract --help)",
+    "train": "train MDDR (select on Development) and write weights + sidecar",
+    "predict": "score videos with a checkpoint",
+}
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m mddr_utils`: the sub-commands (each parses its own flags; see `command_parser`)."""
+    parser = argparse.ArgumentParser(prog="python -m mddr_utils", formatter_class=_FORMATTER,
+                                     description="MDDR: extract features, train a checkpoint, score new videos.",
+                                     epilog=EXIT_CODES_TEXT)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    for name, text in COMMANDS.items():
+        commands.add_parser(name, add_help=False, help=text)
+    return parser
+
+
+def command_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of `python -m mddr_utils train` or `... predict`."""
+    from .predict import VIDEO_DATASETS
+
+    if command == "train":
+        train = argparse.ArgumentParser(
+            prog="python -m mddr_utils train", formatter_class=_FORMATTER, epilog=EXIT_CODES_TEXT,
+            description="Train MDDR on Training, select the epoch on Development (Testing is never read), write "
+                        "MODEL.safetensors and its sidecar MODEL.json.")
+        train.add_argument("--dataset", choices=VIDEO_DATASETS, required=True,
+                           help="demo: the synthetic demo cohort (built under --data-dir); avec2014/avec2013: a "
+                                "folder in that layout (--data-root)")
+        train.add_argument("--data-root", type=Path, default=None, help="the AVEC folder (avec2014/avec2013)")
+        train.add_argument("--data-dir", type=Path, default=Path("data"),
+                           help="where feature caches, the demo cohort and training runs go (default: data)")
+        train.add_argument("--profile", choices=("smoke", "demo", "paper"), default="demo",
+                           help="model size and recipe: smoke (seconds), demo (CPU minutes), paper (the paper's)")
+        train.add_argument("--train-seed", type=int, default=0,
+                           help="seed of the training run (and of the demo cohort); --seed seeds random extraction "
+                                "weights")
+        train.add_argument("--out", type=Path, required=True, help="the weights file, MODEL.safetensors")
+        train.add_argument("--no-progress", action="store_true", help="no progress bars")
+        _add_extraction_flags(train, "feature extraction (ExtractionConfig; default: the dataset's settings)")
+        return train
+    score = argparse.ArgumentParser(
+        prog="python -m mddr_utils predict", formatter_class=_FORMATTER, epilog=EXIT_CODES_TEXT,
+        description="Extract each video's features with the checkpoint's recorded settings and score it. One CSV "
+                    "row per video: video, score, category, error, duration_s, steps, steps_with_face.")
+    score.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    score.add_argument("--checkpoint", type=Path, required=True, help="MODEL.safetensors (its MODEL.json beside it)")
+    score.add_argument("--csv", type=Path, default=None, help="write the table here")
+    score.add_argument("--report", type=Path, default=None, metavar="DIR",
+                       help="write a figure per scored video and report.md here")
+    score.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                       help="keep the extracted features here (a rerun reuses them); default: a temporary folder")
+    score.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_extraction_flags(score, "feature extraction (default: the checkpoint's settings; give only where a file "
+                                 "now lives, e.g. --affectnet-checkpoint; a change to feature values is refused)",
+                          leave_out=("on_error",))
+    return score
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; returns the exit status (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "extract":
+        from .features import pipeline
+
+        return pipeline.main(argv[1:], prog="python -m mddr_utils extract")
+    if not argv or argv[0] not in ("train", "predict"):
+        argument_parser().parse_args(argv)  # prints the help, or the usage error, and exits
+    arguments = command_parser(argv[0]).parse_args(argv[1:])
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        return _train(arguments) if argv[0] == "train" else _predict(arguments)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    from .features.pipeline import ExtractionError, extraction_overrides
+    from .predict import sidecar_path, train_checkpoint
+
+    try:
+        trained = train_checkpoint(arguments.out, arguments.dataset, arguments.profile, arguments.data_dir,
+                                   arguments.data_root, arguments.train_seed, extraction_overrides(arguments),
+                                   progress=not arguments.no_progress)
+    except ExtractionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NOTHING_SCORED
+    development = trained.sidecar["training"]["development"]
+    print(f"Development MAE {development['mae']:.2f}, RMSE {development['rmse']:.2f} "
+          f"(epoch {trained.sidecar['training']['selected_epoch']} of {trained.sidecar['training']['epochs']}, "
+          f"selected on Development; Testing not used)")
+    print(f"wrote {arguments.out} and {sidecar_path(arguments.out)}")
+    return EXIT_OK
+
+
+def _predict(arguments: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .features.pipeline import extraction_overrides
+    from .predict import RESPONSIBLE_USE, load_model, predict_videos
+
+    trained = load_model(arguments.checkpoint)
+    print(RESPONSIBLE_USE)
+    print(trained.provenance())
+    table = predict_videos(arguments.videos, trained, arguments.report, arguments.cache,
+                           extraction_overrides(arguments), progress=not arguments.no_progress)
+    if arguments.csv:
+        arguments.csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(arguments.csv, index=False)
+    with pd.option_context("display.max_colwidth", 80, "display.width", 160):
+        print(table[["video", "score", "category", "error"]].to_string(index=False))
+    if arguments.report:
+        print(f"report: {Path(arguments.report) / 'report.md'}")
+    scored = int(table["error"].eq("").sum())
+    print(f"{scored} of {len(table)} videos scored")
+    return EXIT_OK if scored else EXIT_NOTHING_SCORED

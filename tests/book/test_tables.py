@@ -39,7 +39,7 @@ def _chapter(stem: str) -> tuple[str, dict]:
         pytest.skip(f"{stem} is not in _toc.yml yet, so the smoke book does not build it")
     page = SMOKE / "_build" / "html" / "notebooks" / f"{stem}.html"
     saved = SMOKE / "results" / f"{CHAPTERS[stem][0]}_{PROFILE}.json"
-    assert page.exists(), f"{page} missing: run `make smoke-book`"
+    assert page.exists(), f"{page} missing: run `make test` or `make smoke-book`"
     assert saved.exists(), f"{saved} missing: the notebook did not save its table"
     return page.read_text(), json.loads(saved.read_text())
 

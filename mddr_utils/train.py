@@ -368,9 +368,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> MDD
 
 def cohort_key(cohort) -> str:
     """A digest that changes whenever the cohort's content would: its fingerprint (ids, subjects, tasks,
-    splits, labels, feature identities and settings) and, for a generated cohort, its description."""
-    description = cohort.describe() if hasattr(cohort, "describe") else None
-    return versioning.digest({"fingerprint": cohort.fingerprint, "description": description})
+    splits, labels, and the feature identities and settings, or a simulation's settings)."""
+    return versioning.digest({"fingerprint": cohort.fingerprint})
 
 
 def run_model(cohort, profile: str, seed: int, data_dir: str | Path, model_overrides: dict | None = None,

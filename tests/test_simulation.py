@@ -96,3 +96,12 @@ def test_truth_table_covers_the_video(cohort):
 def test_knobs_are_checked():
     with pytest.raises(ValueError, match="subjects"):
         make_simulation_cohort(0, recordings_per_split=10, num_subjects=84)
+
+
+def test_simulation_settings_are_part_of_the_cohort_fingerprint():
+    from mddr_utils.sources import simulation_cohort
+
+    smoke, other_noise = simulation_cohort("smoke", seed=0), simulation_cohort("smoke", seed=0, feature_noise=0.9)
+    assert smoke.table.equals(other_noise.table)
+    assert smoke.fingerprint != other_noise.fingerprint
+    assert smoke.fingerprint == simulation_cohort("smoke", seed=0).fingerprint

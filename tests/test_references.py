@@ -214,6 +214,9 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
     ("extraction took 12.5 s", "extraction took <time> s"),
     ("5 sampled frames over 3.8 s, BDI-II 30", "5 sampled frames over 3.8 s, BDI-II 30"),
     ("MAE 6.32, X_v (5, 2048)", "MAE 6.32, X_v (5, 2048)"),
+    ("trained 2026-12-02T01:31:10+00:00 on demo", "trained <datetime> on demo"),
+    ("features cached in x (30 s, reused where current)", "features cached in x (<time> s, reused where current)"),
+    ("BDI-II 2026, 30 s of audio", "BDI-II 2026, 30 s of audio"),
 ])
 def test_sanitizers_hide_only_what_varies(text, expected):
     content = SANITIZE.read_text()

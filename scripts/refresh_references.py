@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbval.plugin import find_comment_markers, find_metadata_tags
+from nbval.plugin import find_comment_markers, find_metadata_tags, get_sanitize_patterns
 from papermill.translators import translate_parameters
 
 from build_book import READING_TAGS, ROOT, chapters, execute_chapter
@@ -36,16 +36,9 @@ BULKY_MIME_PREFIXES = ("image/", "application/vnd.jupyter.widget")
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 
-def sanitizers(path: Path = SANITIZE) -> list[tuple[re.Pattern, str]]:
-    """The (regex, replacement) pairs of nbval's sanitize file, in order."""
-    pairs, pattern = [], None
-    for line in path.read_text().splitlines():
-        if line.startswith("regex: "):
-            pattern = re.compile(line[len("regex: "):])
-        elif line.startswith("replace: ") and pattern is not None:
-            pairs.append((pattern, line[len("replace: "):]))
-            pattern = None
-    return pairs
+def sanitizers(path: Path = SANITIZE) -> list[tuple[str, str]]:
+    """The (regex, replacement) pairs of the sanitize file, read by nbval's own parser."""
+    return get_sanitize_patterns(path.read_text())
 
 
 def sanitized(output: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -57,7 +50,7 @@ def sanitized(output: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if not isinstance(text, str):
             return text
         for pattern, replacement in pairs:
-            text = pattern.sub(replacement, text)
+            text = re.sub(pattern, replacement, text)
         return text
 
     if output.output_type == "stream":

@@ -35,7 +35,7 @@ every 0.2 s with psutil) and size on disk:
    frames (per sampled frame: face detection, ResNet-50, head pose; per video second: decoding and
    HuBERT), for the AVEC2013 extrapolation; and count the FLOPs of ResNet-50 per image and of
    HuBERT-large per audio second (torch's FlopCounterMode), for the GPU estimate;
-4. train the paper recipe once (`protocol.run_seed`: `train.profile_configs("paper")`, the epoch
+4. train the paper recipe once (`runs.run_seed`: `train.profile_configs("paper")`, the epoch
    selected on Development, Testing scored once), the cohort read through `sources.load_cohort`
    (every video's identity checked); `--epochs` shortens it (recorded; the paper's is 150).
 
@@ -173,7 +173,7 @@ def stage_flops() -> dict:
 
 def stage_train(workdir: Path, epochs: int) -> dict:
     """Read the cohort through load_cohort (identities checked), then one seed of the paper recipe by the protocol."""
-    from mddr_utils import protocol
+    from mddr_utils.evaluation import runs
     from mddr_utils.sources import load_cohort
 
     cache = workdir / "data" / "features" / "avec2014"
@@ -182,7 +182,7 @@ def stage_train(workdir: Path, epochs: int) -> dict:
     cohort = load_cohort("avec2014", "paper", workdir / "data", data_root=workdir / "avec2014", extraction=EXTRACTION,
                          progress=False)
     loaded = time.perf_counter()
-    record = protocol.run_seed(cohort, protocol.MDDR_FAMILY, "paper", 0, workdir / "data", workdir / "results",
+    record = runs.run_seed(cohort, runs.MDDR_FAMILY, "paper", 0, workdir / "data", workdir / "results",
                                train_overrides={"num_epochs": epochs}, dataset_label="dress rehearsal (synthetic)",
                                progress=False)
     return {"load_wall_s": loaded - started, "train_wall_s": time.perf_counter() - loaded, "epochs": epochs,

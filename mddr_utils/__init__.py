@@ -13,7 +13,9 @@ The map, in the paper's order:
 - `model` (sections 3.3-3.4): FAA, SEA and the regression head; `baselines` for Table 1.
 - `losses` (section 3.5): DRLoss. `metrics` (section 4.2): MAE, RMSE, categories.
 - `train` (section 4.3): the recipe, profiles, fit, predict, checkpoints.
-- `protocol` (section 5): how every row of every table is trained, selected and evaluated.
+- `evaluation` (section 5): how every row of every table is trained, selected and evaluated: saved
+  runs (`runs`), scores and intervals (`stats`), tables and captions (`tables`), the paper's numbers
+  (`paper`), DRLoss's δ by cross-validation (`crossval`).
 - `interpret`, `plots`: attention analyses and figures.
 - `predict`, `cli` (`python -m mddr_utils`): a trained model applied to new videos.
 - `device`, `progress`, `versioning`: where and in which precision things run, progress bars, and

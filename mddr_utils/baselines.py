@@ -2,7 +2,7 @@
 
 The paper compares MDDR with published numbers of other methods on AVEC2013/2014; on any other
 data those numbers do not apply. To compare on the same data, these baselines are trained and
-evaluated by the same protocol as MDDR (`mddr_utils.protocol`), from the same pre-extracted
+evaluated by the same protocol as MDDR (`mddr_utils.evaluation`), from the same pre-extracted
 features, each standing for a family of Table 1:
 
 - `TrainingMean`: every video gets the mean Training label (the floor any model must beat);

@@ -1,4 +1,5 @@
-"""MAE and RMSE (section 4.2, equations 4-5), category outliers (Figure 4) and bootstrap intervals.
+"""MAE and RMSE (section 4.2, equations 4-5) and category outliers (Figure 4); the bootstrap
+intervals over recordings are in `evaluation.stats`.
 
 For DAIC-WOZ and E-DAIC also the metrics their literature reports: Lin's concordance correlation
 (E-DAIC's official AVEC2019 metric) and the F1 of the binary reading PHQ-8 >= 10.
@@ -6,8 +7,6 @@ For DAIC-WOZ and E-DAIC also the metrics their literature reports: Lin's concord
 Every metric is computed over all predictions at once, never as an average of per-batch values.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -57,14 +56,3 @@ def f1_depressed(pred, target, scale: LabelScale = PHQ_8) -> float:
     true_positives = int(np.sum(predicted & actual))
     flagged = int(predicted.sum()) + int(actual.sum())
     return 2 * true_positives / flagged if flagged else 0.0
-
-
-def bootstrap_interval(pred, target, metric: Callable = mae, num_resamples: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of `metric`, resampling predictions with replacement."""
-    pred, target = _as_arrays(pred, target)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, pred.size, size=(num_resamples, pred.size))
-    values = np.array([metric(pred[p], target[p]) for p in picks])
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))

@@ -133,9 +133,7 @@ def train_checkpoint(out: str | Path, dataset: str = "demo", profile: str = "dem
         raise ValueError(f"dataset {dataset!r}: a model for new videos is trained on video features; "
                          f"use one of {VIDEO_DATASETS}")
     features = sources.extract_dataset_features(dataset, profile, data_dir, data_root, seed, extraction, progress)
-    from .protocol import in_memory
-
-    cohort = in_memory(features.cohort)
+    cohort = features.cohort.in_memory()
     run = run_model(cohort, profile, seed, data_dir, progress=progress)
     run_meta = read_checkpoint_meta(run.checkpoint)["meta"]
     counts = cohort.table["split"].value_counts()

@@ -200,3 +200,61 @@ def planted_truth_cohort(dataset: str, profile: str, seed: int = 0) -> Cohort:
                          "simulation cohort, which no other data has; on AVEC, the interpretability chapter "
                          "(15) draws the attention weights without a truth to compare")
     return simulation_cohort(profile, seed)
+
+
+def visual_weights_missing(weights: str, affectnet_checkpoint: str | Path | None = None, offline: bool = True) -> str:
+    """Why the visual backbone `weights` cannot be loaded here and how to provide them; "" when they can.
+
+    torchvision's ImageNet weights are read from the torch hub cache, and downloaded into it only
+    when `offline` is False (`downloads_allowed`)."""
+    from .features.visual import imagenet_checkpoint_path
+
+    if weights == "none":
+        return ""
+    if weights == "affectnet":
+        if not affectnet_checkpoint:
+            return ("no AffectNet checkpoint: set the parameter affectnet_checkpoint to a ResNet-50 state dict "
+                    "trained on AffectNet (AffectNet is licensed; no public weights are assumed)")
+        return "" if Path(affectnet_checkpoint).is_file() else f"affectnet_checkpoint {affectnet_checkpoint} is not a file"
+    url, cached = imagenet_checkpoint_path("V1" if weights == "imagenet_v1" else "V2")
+    if cached.is_file() or not offline:
+        return ""
+    return (f"torchvision's ImageNet ResNet-50 weights are not in the torch hub cache: put {url.rsplit('/', 1)[-1]} "
+            f"(from {url}) in {cached.parent}, or set TORCH_HOME to a folder whose hub/checkpoints holds it, "
+            f"or run the feature chapters with offline=False to let them download it")
+
+
+def load_with_visual_weights(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None,
+                             seed: int, weights: str, affectnet_checkpoint: str | Path | None = None,
+                             progress: bool = True, on_error: str = "skip"):
+    """Features of the demo cohort or AVEC with the visual backbone `weights` (Table 2), each in its own cache.
+
+    Every other setting is the one the feature chapters used (`recorded_extraction`, else
+    the dataset's defaults), and their audio and head files are reused, not recomputed, so that
+    the rows differ in the visual backbone alone. Weights other than those of the feature chapters
+    get `data_dir/features/<dataset>-visual-<weights>`, so that no run overwrites another's
+    features. The rules of `load_cohort` hold: `data_root` is checked and the labels read
+    again on every call, only current features are reused, and a video that fails is left out
+    (`on_error`).
+    """
+    from .features.cache import FeatureCache
+    from .features.pipeline import extract_features
+
+    if dataset == "simulation":
+        raise ValueError("the simulation cohort has no video to extract features from; use 'demo' or AVEC")
+    chapters = FeatureCache(Path(data_dir) / "features" / dataset)
+    recorded = recorded_extraction(dataset, data_dir)
+    settings = {**recorded, "on_error": on_error}
+    checkpoint = str(affectnet_checkpoint) if weights == "affectnet" else None
+    config = extraction_config(dataset, **{**settings, "visual_weights": weights,
+                                                   "affectnet_checkpoint": checkpoint})
+    index = dataset_index(dataset, profile, data_dir, data_root, seed, progress)
+    if recorded and config == extraction_config(dataset, **settings):
+        cache = chapters
+    else:
+        cache = FeatureCache(chapters.root.with_name(f"{dataset}-visual-{weights}"))
+        for modality in ("audio", "head"):
+            cache.adopt(chapters, modality)
+    cohort = extract_features(index, cache.root, config, progress=progress)
+    cohort.origin = data_origin(dataset, data_dir, data_root)
+    return cohort.in_memory()

@@ -34,6 +34,8 @@ def code_digest() -> str:
     return source_digest(PACKAGE_ROOT)
 
 
-def digest(value) -> str:
-    """A short stable hash of a JSON-serialisable value (keys sorted), for run ids and file names."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def digest(value, length: int = 12) -> str:
+    """A short stable hash (`length` hex digits) of a JSON-serialisable value, keys sorted: run ids,
+    file names, feature-settings hashes and cohort fingerprints."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -33,11 +33,12 @@ def one_run(row: str, seed: int, knobs: dict, recipe: dict, threads: int, folder
     """Testing MAE of one row and seed, trained by the tables' protocol in the demo profile."""
     import torch
 
-    from mddr_utils import protocol, sources
+    from mddr_utils import sources
+    from mddr_utils.evaluation import runs
 
     torch.set_num_threads(threads)
-    cohort = protocol.in_memory(sources.simulation_cohort("demo", seed=0, **knobs))
-    result = protocol.run_variant(cohort, row, "demo", [seed], f"{folder}/data", f"{folder}/results",
+    cohort = sources.simulation_cohort("demo", seed=0, **knobs).in_memory()
+    result = runs.run_variant(cohort, row, "demo", [seed], f"{folder}/data", f"{folder}/results",
                                   model_overrides=ROWS[row], train_overrides=recipe or None,
                                   dataset_label="direction measurements", progress=False)
     return {"row": row, "seed": seed, "mae": float(result.per_seed["mae"].iloc[0])}

@@ -40,7 +40,8 @@ import pytest
 
 pytestmark = pytest.mark.directions
 
-from mddr_utils import protocol, sources
+from mddr_utils import sources
+from mddr_utils.evaluation import runs
 
 BOOK_SEEDS, ONE_SEED = (0, 1, 2), (0,)
 COHORT: dict = {}  # `SimulationSettings` fields changed from the demo cohort's (none: the table above)
@@ -61,8 +62,8 @@ ROWS = {
 def per_seed(tmp_path_factory):
     """Testing MAE of every row and seed, read back from the results the protocol saved."""
     folder = tmp_path_factory.mktemp("directions")
-    cohort = protocol.in_memory(sources.simulation_cohort("demo", seed=0, **COHORT))
-    saved = {name: protocol.run_variant(cohort, name, "demo", seeds, folder / "data", folder / "results",
+    cohort = sources.simulation_cohort("demo", seed=0, **COHORT).in_memory()
+    saved = {name: runs.run_variant(cohort, name, "demo", seeds, folder / "data", folder / "results",
                                         train_overrides=RECIPE or None, dataset_label="direction tests",
                                         progress=False, **how).path
              for name, (how, seeds) in ROWS.items()}

@@ -8,6 +8,7 @@ import json
 import shutil
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mddr_utils import device, protocol, sources, versioning
+from mddr_utils import device, sources, versioning
+from mddr_utils.evaluation import crossval, runs, tables
 from mddr_utils import train as training
 from mddr_utils.data import Cohort, collate
 from mddr_utils.model import MDDR
@@ -28,7 +30,7 @@ SIMULATION_SEED = 5
 
 @pytest.fixture(scope="module")
 def cohort():
-    return protocol.in_memory(sources.simulation_cohort("smoke", seed=SIMULATION_SEED))
+    return sources.simulation_cohort("smoke", seed=SIMULATION_SEED).in_memory()
 
 
 def relabelled():
@@ -50,8 +52,21 @@ def float32_scores(model, videos) -> np.ndarray:
 # --- one data path -----------------------------------------------------------------------------
 
 def test_the_tables_have_no_shortcut_around_load_cohort():
-    """protocol.load_data read data/features/<dataset> whenever a manifest existed: stale labels, data_root ignored."""
-    assert not hasattr(protocol, "load_data")
+    """A table once read data/features/<dataset> whenever a manifest existed (stale labels, data_root
+    ignored). No chapter that trains and no evaluation module opens a feature cache itself: their
+    cohorts come from `sources.load_cohort` (or, for Table 2's backbones, `sources.load_with_visual_weights`)."""
+    shortcuts = ("FeatureCache", "manifest.json", "read_manifest", "load_cached", "np.load(")
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for module in sorted((root / "mddr_utils" / "evaluation").glob("*.py")):
+        offenders += [f"{module.name}: {word}" for word in shortcuts if word in module.read_text()]
+    for chapter in sorted((root / "notebooks").glob("*.ipynb")):
+        code = "".join("".join(cell["source"]) for cell in json.loads(chapter.read_text())["cells"]
+                       if cell["cell_type"] == "code")
+        if any(call in code for call in ("runs.run_variant(", "crossval.delta_cross_validation(", "run_model(")):
+            offenders += [f"{chapter.name}: {word}" for word in shortcuts if word in code]
+            assert "sources.load_cohort(" in code or "sources.load_with_visual_weights(" in code, chapter.name
+    assert offenders == []
 
 
 # --- derived results know what they came from --------------------------------------------------
@@ -72,7 +87,7 @@ def test_a_saved_run_is_not_read_back_after_the_code_or_the_labels_change(cohort
     folders = dict(data_dir=tmp_path / "data", results_dir=tmp_path / "results")
 
     def run(data):
-        return protocol.run_seed(data, "training mean", "smoke", 0, progress=False, **folders)
+        return runs.run_seed(data, "training mean", "smoke", 0, progress=False, **folders)
 
     first = run(cohort)
     assert run(cohort)["reused"]
@@ -87,11 +102,11 @@ def test_a_saved_run_is_not_read_back_after_the_code_or_the_labels_change(cohort
 
 def test_a_damaged_saved_run_is_named_and_made_again(cohort, tmp_path):
     folders = dict(data_dir=tmp_path / "data", results_dir=tmp_path / "results")
-    first = protocol.run_seed(cohort, "training mean", "smoke", 0, progress=False, **folders)
+    first = runs.run_seed(cohort, "training mean", "smoke", 0, progress=False, **folders)
     record = tmp_path / "results" / "runs" / f"{first['run_id']}.json"
     record.write_text(record.read_text()[:40])
     with pytest.warns(UserWarning, match=rf"{record.name}.*computing it again"):
-        again = protocol.run_seed(cohort, "training mean", "smoke", 0, progress=False, **folders)
+        again = runs.run_seed(cohort, "training mean", "smoke", 0, progress=False, **folders)
     assert not again["reused"] and json.loads(record.read_text())["run_id"] == first["run_id"]
     assert not list(record.parent.glob("*.partial"))
 
@@ -117,11 +132,11 @@ def test_a_cross_validation_run_is_not_read_back_after_the_code_changes(cohort, 
 
     monkeypatch.setattr(training, "fit", fit)
     folders = dict(data_dir=tmp_path / "data", results_dir=tmp_path / "results")
-    protocol.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, progress=False, **folders)
-    protocol.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, progress=False, **folders)
+    crossval.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, progress=False, **folders)
+    crossval.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, progress=False, **folders)
     assert len(fits) == 2, "the second call reads both folds back"
     monkeypatch.setattr(versioning, "code_digest", lambda: "edited-code")
-    protocol.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, progress=False, **folders)
+    crossval.delta_cross_validation(cohort, [2.0], 2, "smoke", 0, progress=False, **folders)
     assert len(fits) == 4
 
 
@@ -129,7 +144,7 @@ def test_a_saved_row_is_named_by_its_data_and_code(tmp_path):
     def row(**changes):
         fields = dict(name="v+a+p", status="not computed", dataset="demo", profile="smoke", seeds=[0],
                       reason="no weights", data_key="labels-1", code="code-1")
-        return protocol.save_variant(protocol.VariantResult(**{**fields, **changes}), tmp_path)
+        return runs.save_variant(runs.VariantResult(**{**fields, **changes}), tmp_path)
 
     paths = {row().path, row(data_key="labels-2").path, row(code="code-2").path}
     assert len(paths) == 3
@@ -152,7 +167,7 @@ def test_an_empty_split_is_named_with_the_data_folder(tmp_path, missing):
     splits = [split for split in ("Training", "Development", "Testing") if split != missing for _ in range(2)]
     data = feature_like_cohort(tmp_path, splits)
     with pytest.raises(ValueError, match=rf"{missing}.*AVEC2014|AVEC2014.*{missing}"):
-        protocol.run_seed(data, protocol.MDDR_FAMILY, "smoke", 0, tmp_path / "data", tmp_path / "results",
+        runs.run_seed(data, runs.MDDR_FAMILY, "smoke", 0, tmp_path / "data", tmp_path / "results",
                           progress=False)
     if missing != "Testing":
         with pytest.raises(ValueError, match=missing):
@@ -172,9 +187,9 @@ def test_fit_and_predict_refuse_no_videos_by_name(cohort):
 def test_cross_validation_without_training_or_development_is_named(tmp_path):
     data = feature_like_cohort(tmp_path, ["Testing"] * 4)
     with pytest.raises(ValueError, match="AVEC2014.*Training and Development"):
-        protocol.cross_validation_folds(data, 2)
+        crossval.cross_validation_folds(data, 2)
     with pytest.raises(ValueError, match="AVEC2014"):
-        protocol.cross_validation_folds(feature_like_cohort(tmp_path, ["Training", "Development"]), 3)
+        crossval.cross_validation_folds(feature_like_cohort(tmp_path, ["Training", "Development"]), 3)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -263,7 +278,7 @@ def test_predict_scores_in_float32_on_a_bfloat16_cpu(cohort, bfloat16_cpu):
 def test_development_selection_and_testing_are_float32_while_training_may_use_bfloat16(cohort, tmp_path,
                                                                                        bfloat16_cpu):
     assert training.TrainConfig().amp, "the recipe trains under autocast where the device has it"
-    record = protocol.run_seed(cohort, protocol.MDDR_FAMILY, "smoke", 0, tmp_path / "data", tmp_path / "results",
+    record = runs.run_seed(cohort, runs.MDDR_FAMILY, "smoke", 0, tmp_path / "data", tmp_path / "results",
                                progress=False)
     model = training.load_checkpoint(record["checkpoint"])
     test, dev = cohort.subset(split="Testing"), cohort.subset(split="Development")
@@ -294,7 +309,6 @@ def test_tqdm_disable_wins_over_progress_true(cohort, monkeypatch):
 
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setattr(training, "tqdm", NotebookBar)
-    monkeypatch.setattr(protocol, "tqdm", NotebookBar)
     config = training.profile_configs("smoke", training.feature_dims(cohort[0]))[0]
     run = training.fit(MDDR(config), cohort.subset(split="Training"), cohort.subset(split="Development"),
                        training.TrainConfig(num_epochs=1, batch=8), progress=True)
@@ -321,9 +335,9 @@ def test_captions_count_the_videos_used_and_left_out(tmp_path):
     left_out = [{"video_id": "d", "file": "d.mp4", "reason": "no video stream"},
                 {"video_id": "e", "file": "e.mp4", "reason": "truncated"}]
     with_failures = Cohort(table, lambda row: None, left_out=left_out)
-    text = protocol.caption("Table 3", "AVEC2014", "paper", [0], cohort=with_failures)
+    text = tables.caption("Table 3", "AVEC2014", "paper", [0], cohort=with_failures)
     assert "3 videos used, 2 left out (see chapter 02)" in text
-    clean = protocol.caption("Table 3", "AVEC2014", "paper", [0], cohort=Cohort(table, lambda row: None))
+    clean = tables.caption("Table 3", "AVEC2014", "paper", [0], cohort=Cohort(table, lambda row: None))
     assert "3 videos used" in clean and "left out" not in clean
-    saved = json.loads(protocol.save_table("table3", tmp_path, text, cohort=with_failures).read_text())
+    saved = json.loads(tables.save_table("table3", tmp_path, text, cohort=with_failures).read_text())
     assert saved["videos_used"] == 3 and saved["videos_left_out"] == 2 and saved["code"] == versioning.code_digest()

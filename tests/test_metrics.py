@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mddr_utils.data.scales import BDI_II, PHQ_8
-from mddr_utils.metrics import bootstrap_interval, category_outliers, ccc, f1_depressed, mae, rmse
+from mddr_utils.metrics import category_outliers, ccc, f1_depressed, mae, rmse
 
 
 def test_rmse_is_over_all_predictions_not_a_mean_of_batches():
@@ -55,12 +55,3 @@ def test_f1_depressed_by_hand():
     assert f1_depressed([0, 1], [2, 3]) == 0.0
     with pytest.raises(ValueError, match="BDI-II sets no binary"):
         f1_depressed([1.0], [2.0], scale=BDI_II)
-
-
-def test_bootstrap_interval_brackets_the_estimate():
-    rng = np.random.default_rng(0)
-    target = rng.uniform(0, 45, 200)
-    pred = target + rng.normal(0, 5, 200)
-    low, high = bootstrap_interval(pred, target, mae, num_resamples=300)
-    assert low < mae(pred, target) < high
-    assert high - low < 2.0

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import HubertConfig, HubertModel
 
-from mddr_utils import protocol, sources
+from mddr_utils import sources
 from mddr_utils.data.demo_cohort import write_demo_video
 from mddr_utils.features import pipeline
 from mddr_utils.features.acoustic import hubert_frame_count
@@ -161,7 +161,7 @@ def test_table2_features_differ_from_the_chapters_in_the_visual_backbone_alone(e
     shutil.copytree(extracted[1], chapters)
     monkeypatch.setattr(sources, "dataset_index", lambda *args, **kwargs: inputs["index"])
     before = modification_times(chapters)
-    protocol.load_with_visual_weights("demo", "smoke", tmp_path / "data", None, 0, "none")
+    sources.load_with_visual_weights("demo", "smoke", tmp_path / "data", None, 0, "none")
     assert modification_times(chapters) == before, "the chapters' own backbone reads their cache as it is"
     assert not chapters.with_name("demo-visual-none").exists()
 
@@ -170,7 +170,7 @@ def test_table2_features_differ_from_the_chapters_in_the_visual_backbone_alone(e
     torch.save(resnet50_trunk().state_dict(), checkpoint)
     for name in ("hubert", "head"):
         monkeypatch.setattr(pipeline._Extractors, name, property(lambda self: pytest.fail("audio or head recomputed")))
-    cohort = protocol.load_with_visual_weights("demo", "smoke", tmp_path / "data", None, 0, "affectnet", checkpoint)
+    cohort = sources.load_with_visual_weights("demo", "smoke", tmp_path / "data", None, 0, "affectnet", checkpoint)
     assert FeatureCache(chapters.with_name("demo-visual-affectnet")).provenance(
         "visual", "301_1_Freeform")["weights"].startswith("affectnet:sha256=")
     theirs = load_feature_cohort(chapters)[0]

@@ -7,8 +7,6 @@ carries masks so that padding never counts.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import zipfile
 import zlib
 from dataclasses import dataclass, field, fields
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..versioning import digest
 from .scales import scale_by_name
 
 AUDIO_RATE_HZ = 50.0
@@ -259,8 +258,7 @@ class Cohort(Sequence):
         if isinstance(identity.get("videos"), dict):
             identity["videos"] = {video_id: identity["videos"].get(video_id) for video_id in self.table["video_id"]}
         payload = {"name": self.name, "columns": columns, "rows": rows.to_numpy().tolist(), "identity": identity}
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return digest(payload, length=16)
 
     def require_splits(self, *splits: str) -> "Cohort":
         """The cohort itself if every named split has a video; ValueError naming the empty split and folder."""
@@ -293,6 +291,32 @@ class Cohort(Sequence):
         clone = cls.__new__(cls)
         clone.__dict__.update(parent.__dict__)
         clone.table = table.reset_index(drop=True)
+        return clone
+
+    def in_memory(self, max_bytes: int = 2 << 30) -> "Cohort":
+        """The same cohort, keeping each video in memory after its first load (up to `max_bytes`).
+
+        Training reads every video once per epoch; the simulation cohort regenerates a video on each
+        read and a feature cohort reads it from disk. Subsets share the store.
+        """
+        if hasattr(self, "_videos_in_memory"):
+            return self
+        store, budget, load = {}, [max_bytes], self.loader
+
+        def loader(row):
+            video_id = row["video_id"]
+            if video_id not in store:
+                video = load(row)
+                size = video.visual.nbytes + video.audio.nbytes + video.head.nbytes
+                if size > budget[0]:
+                    return video
+                budget[0] -= size
+                store[video_id] = video
+            return store[video_id]
+
+        clone = type(self).from_parts(self, self.table)
+        clone.loader = loader
+        clone._videos_in_memory = store
         return clone
 
     def __repr__(self) -> str:

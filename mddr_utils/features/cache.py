@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.container import UNREADABLE_ERRORS
+from ..versioning import digest
 
 MODALITIES = ("visual", "audio", "head")
 MANIFEST_NAME = "manifest.json"
@@ -66,8 +67,7 @@ class CacheRepairWarning(UserWarning):
 
 def settings_hash(settings: dict) -> str:
     """A short, stable hash of JSON-serialisable settings (key order does not matter)."""
-    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest(settings, length=16)
 
 
 def file_identity(path: str | Path) -> dict:
@@ -75,15 +75,15 @@ def file_identity(path: str | Path) -> dict:
     path = Path(path)
     status = path.stat()
     size = status.st_size
-    digest = hashlib.sha256(str(size).encode())
+    hasher = hashlib.sha256(str(size).encode())
     with open(path, "rb") as stream:
         if size <= 3 * SAMPLE_BYTES:
-            digest.update(stream.read())
+            hasher.update(stream.read())
         else:
             for offset in (0, (size - SAMPLE_BYTES) // 2, size - SAMPLE_BYTES):
                 stream.seek(offset)
-                digest.update(stream.read(SAMPLE_BYTES))
-    return {"name": path.name, "size": size, "mtime_ns": status.st_mtime_ns, "sample_sha256": digest.hexdigest()}
+                hasher.update(stream.read(SAMPLE_BYTES))
+    return {"name": path.name, "size": size, "mtime_ns": status.st_mtime_ns, "sample_sha256": hasher.hexdigest()}
 
 
 def input_signature(paths: Iterable[str | Path]) -> list[dict]:

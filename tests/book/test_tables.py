@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mddr_utils import protocol
+from mddr_utils.evaluation import paper
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "_build" / "smoke"
@@ -86,14 +86,14 @@ def test_table2_computes_the_random_backbone_and_explains_the_others():
 def test_avec_columns_hold_the_papers_numbers_and_nothing_else():
     for stem, number in (("09_table1_comparison", 1), ("11_table3_modalities", 3), ("12_table4_dual_attention", 4)):
         _, saved = _chapter(stem)
-        paper = protocol.paper_table(number)
+        printed = paper.paper_table(number)
         for row in saved["shown"]:
             paper_row = row.get("paper's row | ", row["index"])
             for column, value in row.items():
                 if not column.startswith("paper, AVEC"):
                     continue
                 dataset, metric = column.removeprefix("paper, ").split(" | ")
-                expected = "—" if paper_row not in paper.index else paper.at[paper_row, (dataset, metric)]
+                expected = "—" if paper_row not in printed.index else printed.at[paper_row, (dataset, metric)]
                 if isinstance(expected, float):
                     expected = "\\" if math.isnan(expected) else f"{expected:.2f}"
                 assert value == expected, f"{stem}, row {row['index']}: {column} shows {value!r}, the paper {expected!r}"

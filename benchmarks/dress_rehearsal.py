@@ -65,7 +65,8 @@ import psutil
 
 from common import load_average, machine, print_gemm
 from mddr_utils.data.avec import AVEC2014_TASKS, SPLITS
-from mddr_utils.data.demo_cohort import AUDIO_RATE, MAX_LABEL
+from mddr_utils.data.demo_cohort import MAX_LABEL
+from mddr_utils.data.demo_voice import AUDIO_RATE
 
 ROOT = Path(__file__).resolve().parent.parent
 

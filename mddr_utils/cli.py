@@ -35,7 +35,7 @@ TQDM_DISABLE=1 or --no-progress silences the progress bars."""
 
 def _add_extraction_flags(parser: argparse.ArgumentParser, title: str, leave_out: tuple[str, ...] = ()) -> None:
     """One flag per `ExtractionConfig` field (but `leave_out`), named as in `python -m mddr_utils.features.pipeline`."""
-    from .features.pipeline import add_extraction_arguments
+    from .features.command_line import add_extraction_arguments
 
     add_extraction_arguments(parser.add_argument_group(title), leave_out)
 
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "extract":
-        from .features import pipeline
+        from .features import command_line
 
-        return pipeline.main(argv[1:], prog="python -m mddr_utils extract")
+        return command_line.main(argv[1:], prog="python -m mddr_utils extract")
     if not argv or argv[0] not in ("train", "predict"):
         argument_parser().parse_args(argv)  # prints the help, or the usage error, and exits
     arguments = command_parser(argv[0]).parse_args(argv[1:])
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(arguments: argparse.Namespace) -> int:
-    from .features.pipeline import ExtractionError, extraction_overrides
+    from .features.command_line import extraction_overrides
+    from .features.pipeline import ExtractionError
     from .predict import sidecar_path, train_checkpoint
 
     try:
@@ -142,7 +143,7 @@ def _train(arguments: argparse.Namespace) -> int:
 def _predict(arguments: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .features.pipeline import extraction_overrides
+    from .features.command_line import extraction_overrides
     from .predict import RESPONSIBLE_USE, load_model, predict_videos
 
     trained = load_model(arguments.checkpoint)

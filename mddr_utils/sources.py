@@ -25,7 +25,7 @@ from .data.demo_cohort import DEMO_COHORT_PROFILES
 from .data.simulation import make_simulation_cohort
 
 if TYPE_CHECKING:
-    from .features.pipeline import ExtractionConfig
+    from .features.pipeline import ExtractionConfig, ModalityCohort
 
 SIMULATION_PROFILES = {
     "smoke": dict(recordings_per_split=4, num_subjects=8, visual_dim=32, audio_dim=16,
@@ -131,13 +131,24 @@ def extraction_config(dataset: str, **overrides):
 
 @dataclass
 class FeatureRun:
-    """What a feature chapter works with: the video index, the settings, the cache and the cohort read from it."""
+    """What a feature chapter works with: the video index, the settings, the cache and what was read from
+    it: the whole `Cohort`, or one modality's `ModalityCohort` (`extract_modality`)."""
 
     index: pd.DataFrame
     config: ExtractionConfig
     cache_dir: Path
-    cohort: Cohort
+    cohort: Cohort | ModalityCohort
     seconds: float
+
+
+def _feature_settings(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None, seed: int,
+                      extraction: dict | None, progress: bool, on_error: str):
+    """(index, config, cache folder): the videos, read again, and the settings by their precedence."""
+    check_dataset(dataset, data_root)
+    index = dataset_index(dataset, profile, data_dir, data_root, seed, progress)
+    chosen = {name: value for name, value in (extraction or {}).items() if value is not None}
+    settings = {**recorded_extraction(dataset, data_dir), "on_error": on_error, **chosen}
+    return index, extraction_config(dataset, **settings), Path(data_dir) / "features" / dataset
 
 
 def extract_dataset_features(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None,
@@ -150,23 +161,33 @@ def extract_dataset_features(dataset: str, profile: str, data_dir: str | Path, d
     ignored), those recorded in the cache's manifest (what the feature chapters chose last), the
     dataset's defaults. So one set of feature settings, given to the feature chapters, holds for
     every later chapter, which may still change a field. `on_error` ("skip" or "raise", see
-    ExtractionConfig) applies unless `extraction` sets it. The feature chapters (02-04) all call
-    this with the same settings, so that whichever runs first extracts every modality and the
-    others find them current; a chapter run with other settings for one modality recomputes that
-    modality only.
+    ExtractionConfig) applies unless `extraction` sets it.
     """
     from .features.pipeline import extract_features
 
-    check_dataset(dataset, data_root)
-    index = dataset_index(dataset, profile, data_dir, data_root, seed, progress)
-    chosen = {name: value for name, value in (extraction or {}).items() if value is not None}
-    settings = {**recorded_extraction(dataset, data_dir), "on_error": on_error, **chosen}
-    config = extraction_config(dataset, **settings)
-    cache_dir = Path(data_dir) / "features" / dataset
+    index, config, cache_dir = _feature_settings(dataset, profile, data_dir, data_root, seed, extraction, progress,
+                                                 on_error)
     started = time.perf_counter()
     cohort = extract_features(index, cache_dir, config, progress=progress)
     cohort.origin = data_origin(dataset, data_dir, data_root)
     return FeatureRun(index, config, cache_dir, cohort, time.perf_counter() - started)
+
+
+def extract_modality(dataset: str, modality: str, profile: str, data_dir: str | Path,
+                     data_root: str | Path | None = None, seed: int = 0, extraction: dict | None = None,
+                     progress: bool = True, on_error: str = "skip") -> FeatureRun:
+    """One modality ("visual", "audio" or "head") of the demo cohort's or AVEC's videos, extracted into
+    the shared cache `data_dir/features/<dataset>` where not already current: what each feature
+    chapter does for its own modality. Settings as for `extract_dataset_features`; the other
+    modalities are left as they are (`load_cohort` extracts whatever is missing)."""
+    from .features.pipeline import load_modality, update_cache
+
+    index, config, cache_dir = _feature_settings(dataset, profile, data_dir, data_root, seed, extraction, progress,
+                                                 on_error)
+    started = time.perf_counter()
+    update_cache(index, cache_dir, config, progress=progress, modalities=[modality])
+    return FeatureRun(index, config, cache_dir, load_modality(cache_dir, modality, config),
+                      time.perf_counter() - started)
 
 
 def load_cohort(dataset: str, profile: str, data_dir: str | Path, data_root: str | Path | None = None,

@@ -18,8 +18,8 @@ from mddr_utils.features import pipeline
 from mddr_utils.features.acoustic import hubert_frame_count
 from mddr_utils.features.cache import FeatureCache
 from mddr_utils.features.faces import NoFaceError
-from mddr_utils.features.pipeline import (ExtractionConfig, ExtractionError, extract_features, extraction_report,
-                                          load_feature_cohort)
+from mddr_utils.features.pipeline import ExtractionConfig, ExtractionError, extract_features, load_feature_cohort
+from mddr_utils.features.report import extraction_report
 from mddr_utils.features.video import load_audio, sample_frames
 from mddr_utils.features.visual import resnet50_trunk
 
@@ -199,6 +199,73 @@ def test_openface_csvs_replace_the_builtin_head(cache_copy, inputs, tmp_path):
     assert np.array_equal(video.head_valid, expected_valid)
     assert np.array_equal(video.head[expected_valid, 0], frame_index[expected_valid] + 1)  # pose_Tx = frame number
     assert not video.head[~expected_valid].any()
+
+
+def test_each_feature_chapter_extracts_its_own_modality_only(extracted, inputs, tmp_path, monkeypatch):
+    """Chapter 02 extracts visual, 03 audio, 04 head, each alone; the full cohort then needs no model."""
+    cache_dir = tmp_path / "cache"
+    expected = {"visual": ("cropper", "visual"), "audio": ("hubert",), "head": ("head",)}
+    for modality, needed in expected.items():
+        with monkeypatch.context() as patch:
+            for name in {"cropper", "visual", "hubert", "head"} - set(needed):
+                patch.setattr(pipeline._Extractors, name, property(lambda self: pytest.fail(f"{modality}: model loaded")))
+            pipeline.update_cache(inputs["index"], cache_dir, tiny_config(inputs), progress=False,
+                                  modalities=[modality])
+        written = sorted(path.parent.name for path in cache_dir.rglob("*.npz"))
+        assert set(written) == set(list(expected)[:list(expected).index(modality) + 1])
+        videos = pipeline.load_modality(cache_dir, modality, tiny_config(inputs))
+        full = extracted[0]
+        assert len(videos) == 2 and list(videos.table["video_id"]) == list(full.table["video_id"])
+        stored, reference = videos[1], full[1]
+        assert stored.label == reference.label and stored.modality == modality
+        assert np.array_equal(stored.features, getattr(reference, modality))
+        if modality == "audio":
+            assert np.allclose(stored.times, np.arange(len(reference.audio)) / 50.0) and stored.valid.all()
+            assert stored.duration == pytest.approx(reference.duration)
+        else:
+            assert np.array_equal(stored.times, reference.times)
+            assert np.array_equal(stored.valid, getattr(reference, f"{modality}_valid"))
+    for name in ("cropper", "visual", "hubert", "head"):
+        monkeypatch.setattr(pipeline._Extractors, name, property(lambda self: pytest.fail("a model was loaded")))
+    cohort = extract_features(inputs["index"], cache_dir, tiny_config(inputs), progress=False)
+    assert np.array_equal(cohort[0].head, extracted[0][0].head)
+    with pytest.raises(ValueError, match="modalities must be some of"):
+        pipeline.update_cache(inputs["index"], cache_dir, tiny_config(inputs), modalities=["pose"])
+
+
+def test_openface_head_alone_samples_the_frames_itself(inputs, tmp_path):
+    """Chapter 04 run first with OpenFace CSVs: no visual file to take the sampled frames from."""
+    openface_dir = tmp_path / "openface"
+    openface_dir.mkdir()
+    header = "frame,face_id,timestamp,confidence,success," + ",".join(
+        [f"gaze_{eye}_{axis}" for eye in (0, 1) for axis in "xyz"] + [f"pose_{k}" for k in
+                                                                       ("Tx", "Ty", "Tz", "Rx", "Ry", "Rz")])
+    for row in inputs["index"].itertuples():
+        lines = [header] + [f"{frame},0,{(frame - 1) / 30:.3f},0.98,1,0,0,-1,0,0,-1,{frame},0,600,0.1,0.2,0.3"
+                            for frame in range(1, 31)]
+        (openface_dir / f"{Path(row.video_path).stem}.csv").write_text("\n".join(lines) + "\n")
+    config = tiny_config(inputs, head_source="openface", openface_dir=str(openface_dir))
+    pipeline.update_cache(inputs["index"], tmp_path / "cache", config, progress=False, modalities=["head"])
+    head = pipeline.load_modality(tmp_path / "cache", "head", config)[0]
+    sampled = [frame for frame, _, _ in sample_frames(inputs["index"]["video_path"].iloc[0], keep=4, every=20)]
+    assert np.array_equal(head.features[:, 0], np.asarray(sampled) + 1)
+    assert not (tmp_path / "cache" / "visual").exists() or not any((tmp_path / "cache" / "visual").iterdir())
+
+
+def test_the_feature_chapters_figures_draw_stored_modalities(extracted):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mddr_utils.features.figures import feature_components_over_time, head_traces, principal_components
+
+    visual = pipeline.load_modality(extracted[1], "visual")
+    figure = feature_components_over_time([visual[0], visual[1]], list(visual))
+    assert figure.axes[0].get_ylabel() == "visual feature, projected"
+    assert [ax.get_title() for ax in figure.axes[:2]] == [f"{v.video_id}, BDI-II {v.label:.0f}" for v in visual]
+    head = pipeline.load_modality(extracted[1], "head")
+    assert len(head_traces(list(head)).axes[0].lines) == 2
+    project, explained = principal_components(list(pipeline.load_modality(extracted[1], "audio")), count=1)
+    assert project(extracted[0][0].audio).shape == (len(extracted[0][0].audio), 1) and 0 < explained[0] <= 1
 
 
 def assert_fails_cleanly(index, cache_dir, config, *fragments, cause=None):

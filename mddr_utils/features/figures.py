@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..data.container import VideoFeatures
 from .head import MODEL_LANDMARKS, gaze_angles
+
+if TYPE_CHECKING:
+    from .pipeline import StoredModality
 
 
 def face_strip(times: np.ndarray, crops: np.ndarray, found: np.ndarray, title: str = "") -> Figure:
@@ -44,18 +47,14 @@ def landmarks_and_gaze(frame: np.ndarray, landmarks: np.ndarray | None, features
     return fig
 
 
-def principal_components(videos: Sequence[VideoFeatures], modality: str = "visual", count: int = 2,
+def principal_components(videos: Sequence[StoredModality], count: int = 2,
                          seed: int = 0) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """A projection of [steps, dims] features onto the first `count` principal axes of the videos' valid steps.
 
     Randomised PCA (torch.pca_lowrank), so that it stays fast on AVEC's 40 000 frames; returns
     the projection and the share of variance each axis explains.
     """
-    rows = []
-    for video in videos:
-        features = getattr(video, modality)
-        valid = video.visual_valid if modality == "visual" else video.head_valid if modality == "head" else None
-        rows.append(features if valid is None else features[valid])
+    rows = [video.features[video.valid] for video in videos]
     stacked = torch.from_numpy(np.concatenate(rows).astype(np.float32))
     mean = stacked.mean(dim=0)
     with torch.random.fork_rng(devices=[]):
@@ -67,22 +66,23 @@ def principal_components(videos: Sequence[VideoFeatures], modality: str = "visua
     return (lambda features: (np.asarray(features, np.float32) - mean) @ projection), explained
 
 
-def feature_components_over_time(videos: Sequence[VideoFeatures], reference: Sequence[VideoFeatures],
-                                 modality: str = "visual", count: int = 2) -> Figure:
+def feature_components_over_time(videos: Sequence[StoredModality], reference: Sequence[StoredModality],
+                                 count: int = 2) -> Figure:
     """The first principal components (fitted on `reference`) of each video's features over time, one panel each."""
-    project, explained = principal_components(reference, modality, count)
+    project, explained = principal_components(reference, count)
     fig, axes = plt.subplots(1, len(videos), figsize=(4.5 * len(videos), 2.8), sharey=True, squeeze=False)
     for ax, video in zip(axes[0], videos):
-        valid = video.visual_valid if modality == "visual" else video.head_valid
-        components = project(getattr(video, modality))
+        valid = video.valid
+        components = project(video.features)
         for index in range(count):
             ax.plot(video.times[valid], components[valid, index], marker=".", lw=1,
                     label=f"PC{index + 1} ({explained[index]:.0%} of variance)")
         if (~valid).any():
-            ax.plot(video.times[~valid], np.zeros(int((~valid).sum())), "x", color="red", label="no face")
+            ax.plot(video.times[~valid], np.zeros(int((~valid).sum())), "x", color="red",
+                    label="no face" if video.modality == "visual" else "not available")
         ax.set_title(f"{video.video_id}, BDI-II {video.label:.0f}", fontsize=9)
         ax.set_xlabel("time in the video (s)")
-    axes[0, 0].set_ylabel(f"{modality} feature, projected")
+    axes[0, 0].set_ylabel(f"{videos[0].modality} feature, projected")
     axes[0, -1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
@@ -112,16 +112,16 @@ def waveform_and_features(waveform: np.ndarray, sample_rate: int, features: np.n
     return fig
 
 
-def head_traces(videos: Sequence[VideoFeatures]) -> Figure:
+def head_traces(videos: Sequence[StoredModality]) -> Figure:
     """Head rotation (degrees), translation (mm) and gaze angles (degrees) over time, one colour per video."""
     fig, axes = plt.subplots(3, 3, figsize=(11, 6.5), sharex="col")
     names = (("pitch Rx", "yaw Ry", "roll Rz"), ("Tx", "Ty", "Tz"), ("gaze angle x", "gaze angle y", None))
     for video, colour in zip(videos, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        valid = video.head_valid
+        valid = video.valid
         t = video.times[valid]
-        rotation = np.degrees(video.head[valid, 3:6])
-        translation = video.head[valid, 0:3]
-        gaze = np.degrees(gaze_angles(video.head[valid]))
+        rotation = np.degrees(video.features[valid, 3:6])
+        translation = video.features[valid, 0:3]
+        gaze = np.degrees(gaze_angles(video.features[valid]))
         label = f"{video.video_id} (BDI-II {video.label:.0f})"
         for column in range(3):
             axes[0, column].plot(t, rotation[:, column], marker=".", lw=1, color=colour, label=label)

@@ -8,33 +8,30 @@ Per video of an index table (`index_avec2014`, `index_avec2013`, `make_demo_coho
                                             -> head pose + gaze (built-in or OpenFace CSV) -> X_p [L, 12]
     audio, 16 kHz mono (audio_path, or the video's own track) -> HuBERT -> X_a [La, 1024] at 50 Hz
 
-`extract_features` writes each video's modalities to the cache (`cache.FeatureCache`), skips
-what is already current for the configuration and the input files (`cache.file_identity`),
-repairs damaged cache files, writes the manifest and returns a `Cohort` of `VideoFeatures` read
-from the cache; `load_feature_cohort` reads without extracting. Before extracting it prints one
-line saying how many videos it extracts and why (new, input file changed, settings changed,
-damaged cache file, failed before). One failing video never stops the others: every video is
-tried, videos that failed before last; failures are recorded in the manifest
-(`failures_table`), and a rerun retries them and whatever else is not current.
+`update_cache` writes each video's modalities (all three, or those asked for: each feature
+chapter extracts its own) to the cache (`cache.FeatureCache`), skips what is already current for
+the configuration and the input files (`cache.file_identity`), repairs damaged cache files and
+writes the manifest; `extract_features` does that for all three and returns a `Cohort` of
+`VideoFeatures` read from the cache; `load_feature_cohort` and `load_modality` read without
+extracting. Before extracting it prints one line saying how many videos it extracts and why
+(new, input file changed, settings changed, damaged cache file, failed before). One failing
+video never stops the others: every video is tried, videos that failed before last; failures are
+recorded in the manifest (`report.failures_table`), and a rerun retries them and whatever else
+is not current.
 
 Scale-out: under `torchrun --nproc_per_node N` (or any launcher that sets WORLD_SIZE, RANK)
 each process takes a disjoint share of the videos (every N-th, after sorting by file size so
-that shares weigh about the same), the processes exchange their reports (gloo), and rank 0
-writes the manifest; all of them return the cohort. The command line:
-
-    python -m mddr_utils.features.pipeline --index index.csv --cache features/avec2014 \\
-        --visual-weights affectnet --affectnet-checkpoint resnet50_affectnet.pth
-    torchrun --standalone --nproc_per_node 2 -m mddr_utils.features.pipeline --index ... --cache ...
+that shares weigh about the same), the processes exchange their reports (`distributed`), and
+rank 0 writes the manifest; all of them return the cohort. The command line is
+`python -m mddr_utils.features.pipeline` (`command_line`).
 """
 from __future__ import annotations
 
-import argparse
-import datetime
 import hashlib
-import os
 import sys
 import warnings
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -49,7 +46,8 @@ from ..progress import progress_options
 from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder, hub_revision
 from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
 from ..data.container import left_out_table
-from .faces import FaceCropper, FaceCrops, NoFaceError
+from . import distributed
+from .faces import FaceCropper, NoFaceError
 from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
 from .video import check_audio_matches_video, frame_layout, load_audio, sample_frames
 from .visual import KEY_MAPS, VISUAL_DIM, VISUAL_WEIGHTS, Preprocessing, VisualEncoder, file_sha256
@@ -208,46 +206,6 @@ def _settings_hashes(settings: dict[str, dict]) -> dict[str, str]:
     return {modality: settings_hash(value) for modality, value in settings.items()}
 
 
-def _distributed_setup() -> tuple[int, int, bool]:
-    """(rank, world size, whether this call started the process group)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), False
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    # Shares can take hours apart on long recordings; the default 30-minute wait would abort them.
-    dist.init_process_group(backend="gloo", timeout=datetime.timedelta(hours=48))
-    return dist.get_rank(), dist.get_world_size(), True
-
-
-def _gather(value, world: int) -> list:
-    if world == 1:
-        return [value]
-    import torch.distributed as dist
-
-    gathered = [None] * world
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _extraction_device(preference: str, world: int) -> torch.device:
-    device = pick_device(preference)
-    if device.type == "cuda" and world > 1:
-        # Without set_device every rank would open its CUDA context (and allocate) on GPU 0.
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return device
-
-
 def _prepare_index(index: pd.DataFrame) -> pd.DataFrame:
     missing = [column for column in INDEX_REQUIRED if column not in index.columns]
     if missing:
@@ -332,8 +290,8 @@ class _VideoJob:
     """
 
     def __init__(self, row, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
-                 tools: _Extractors):
-        self.row, self.cache, self.config = row, cache, config
+                 tools: _Extractors, modalities: tuple[str, ...] = MODALITIES):
+        self.row, self.cache, self.config, self.modalities = row, cache, config, modalities
         self.settings, self.hashes, self.tools = settings, hashes, tools
         self.video_id = row.video_id
         self.video_path = Path(row.video_path)
@@ -345,8 +303,8 @@ class _VideoJob:
         self.results: dict[str, tuple[dict, str, str, dict]] = {}
 
     def stale(self) -> dict[str, str]:
-        """The modalities whose cache file is missing, unreadable or made with other settings or inputs, and why."""
-        reasons = {m: self.cache.why_stale(m, self.video_id, self.hashes[m], self.inputs[m]) for m in MODALITIES}
+        """The wanted modalities whose cache file is missing, unreadable or made with other settings or inputs, and why."""
+        reasons = {m: self.cache.why_stale(m, self.video_id, self.hashes[m], self.inputs[m]) for m in self.modalities}
         return {modality: reason for modality, reason in reasons.items() if reason is not None}
 
     def run(self) -> None:
@@ -363,9 +321,12 @@ class _VideoJob:
             self._audio()
         sampled = self._frames(visual="visual" in stale, head=need_pixels_for_head) if decode else None
         if openface_table is not None:
-            if sampled is None:
+            if sampled is None and self.cache.is_current("visual", self.video_id, self.hashes["visual"],
+                                                         self.inputs["visual"]):
                 arrays, _ = self.cache.read("visual", self.video_id)
                 sampled = {"frame_index": arrays["frame_index"], "times": arrays["times"]}
+            elif sampled is None:
+                sampled = self._frames(visual=False, head=False)
             self._openface_head(openface_table, sampled)
         for modality, (arrays, extractor, weights, summary) in self.results.items():
             provenance = _provenance(modality, self.video_id, extractor, weights, self.settings[modality],
@@ -476,7 +437,8 @@ _REASON_ORDER = ("damaged cache file set aside", "cache file unreadable", "input
 
 
 def _plan(table: pd.DataFrame, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
-          tools: "_Extractors", failed_before: set, repaired: set) -> tuple[list, dict, dict, Exception | None]:
+          tools: "_Extractors", failed_before: set, repaired: set,
+          modalities: tuple[str, ...]) -> tuple[list, dict, dict, Exception | None]:
     """(jobs to run, in order; why each video is extracted; failures found while planning; the first of them)."""
     jobs, reasons, failures, sizes, retried = [], {}, {}, {}, {}
     first_error = None
@@ -485,7 +447,7 @@ def _plan(table: pd.DataFrame, cache: FeatureCache, config: ExtractionConfig, se
             missing = _missing_inputs(row)
             if missing:
                 raise FileNotFoundError(f"{', '.join(missing)}: no such file")
-            job = _VideoJob(row, cache, config, settings, hashes, tools)
+            job = _VideoJob(row, cache, config, settings, hashes, tools, modalities)
             stale = job.stale()
         except Exception as error:
             failures[row.video_id] = _failure(row, error)
@@ -508,7 +470,8 @@ def _plan(table: pd.DataFrame, cache: FeatureCache, config: ExtractionConfig, se
     return jobs, reasons, failures, first_error
 
 
-def _announce(cache: FeatureCache, total: int, reasons: dict[str, str], failures: dict) -> None:
+def _announce(cache: FeatureCache, total: int, reasons: dict[str, str], failures: dict,
+              modalities: tuple[str, ...]) -> None:
     if not reasons and not failures:
         return
     counts = pd.Series(list(reasons.values()), dtype=object).value_counts()
@@ -516,13 +479,21 @@ def _announce(cache: FeatureCache, total: int, reasons: dict[str, str], failures
     changed = [video_id for video_id, reason in reasons.items() if reason != "not extracted yet"]
     named = f" [{', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}]" if changed else ""
     unusable = f"; {len(failures)} cannot be tried (input missing or unreadable)" if failures else ""
-    print(f"features in {cache.root}: {total - len(reasons) - len(failures)} of {total} videos current, "
+    which = "features" if set(modalities) == set(MODALITIES) else f"{' and '.join(modalities)} features"
+    print(f"{which} in {cache.root}: {total - len(reasons) - len(failures)} of {total} videos current, "
           f"extracting {len(reasons)}" + (f" ({why}){named}" if reasons else "") + unusable, flush=True)
 
 
 def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionConfig,
                      progress: bool = True) -> Cohort:
-    """Extract every modality not yet current in the cache, write the manifest, return the cohort.
+    """Extract every modality not yet current in the cache (`update_cache`) and return the cohort."""
+    update_cache(index, cache_dir, config, progress)
+    return load_feature_cohort(cache_dir, config)
+
+
+def update_cache(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionConfig, progress: bool = True,
+                 modalities: Sequence[str] = MODALITIES) -> None:
+    """Extract the `modalities` not yet current in the cache, and write the manifest.
 
     Damaged cache files (and a damaged manifest) are moved aside with a warning and made again.
     Every video is tried; failures are handled as `config.on_error` says (see ExtractionConfig)
@@ -531,27 +502,28 @@ def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: Extract
     """
     from tqdm.auto import tqdm
 
+    modalities = _check_modalities(modalities)
     table = _prepare_index(index)
     cache = FeatureCache(cache_dir)
     settings = config.modality_settings()
     hashes = _settings_hashes(settings)
-    rank, world, started_group = _distributed_setup()
+    rank, world, started_group = distributed.setup()
     try:
         if rank == 0:
             previous = cache.read_manifest_or_none() or {}
             repaired = {video_id for video_id, _, _ in cache.repair(table["video_id"], previous.get("files"))}
         else:
             previous, repaired = {}, set()
-        _barrier(world)
-        previous, repaired = _gather((previous, repaired), world)[0]
+        distributed.barrier(world)
+        previous, repaired = distributed.gather((previous, repaired), world)[0]
         failed_before = {entry.get("video_id") for entry in previous.get("videos", [])
                          if isinstance(entry, dict) and entry.get("failed")}
-        tools = _Extractors(config, _extraction_device(config.device, world), rank)
+        tools = _Extractors(config, distributed.extraction_device(config.device, world), rank)
         jobs, reasons, unplanned, first_error = _plan(table, cache, config, settings, hashes, tools, failed_before,
-                                                      repaired)
+                                                      repaired, modalities)
         if rank == 0:
-            _announce(cache, len(table), reasons, unplanned)
-        _barrier(world)  # every process plans before any writes, so that all plans, and so the shares, agree
+            _announce(cache, len(table), reasons, unplanned, modalities)
+        distributed.barrier(world)  # every process plans before any writes, so that all plans, and so the shares, agree
         share = jobs[rank::world]
         failures: dict[str, dict] = {}
         bar = tqdm(share, total=len(share), desc="features", unit="video", **progress_options(progress and rank == 0))
@@ -567,11 +539,11 @@ def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: Extract
             bar.close()
             tools.close()
         all_failures = dict(unplanned)
-        for part in _gather(failures, world):
+        for part in distributed.gather(failures, world):
             all_failures.update(part)
         if rank == 0:
             _write_manifest(cache, table, config, settings, hashes, all_failures, world)
-        _barrier(world)
+        distributed.barrier(world)
     finally:
         if started_group:
             import torch.distributed as dist
@@ -584,7 +556,13 @@ def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: Extract
         for failure in all_failures.values():
             warnings.warn(f"{failure['file']}: left out, feature extraction failed ({failure['reason']})",
                           VideoLeftOutWarning, stacklevel=2)
-    return load_feature_cohort(cache_dir, config)
+
+
+def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
+    unknown = sorted(set(modalities) - set(MODALITIES))
+    if unknown or not modalities:
+        raise ValueError(f"modalities must be some of {MODALITIES}, got {list(modalities)}")
+    return tuple(m for m in MODALITIES if m in modalities)
 
 
 def _write_manifest(cache: FeatureCache, table: pd.DataFrame, config: ExtractionConfig, settings: dict,
@@ -647,106 +625,83 @@ def load_feature_cohort(cache_dir: str | Path, config: ExtractionConfig | None =
                          f"settings ({', '.join(stale[:6])}{', ...' if len(stale) > 6 else ''}); run extract_features")
     identity = {"settings": hashes, "videos": {entry["video_id"]: entry.get("inputs") for entry in entries}}
     return Cohort(table, partial(assemble_video, cache), name=f"features:{cache.root.name}",
-                  left_out=_failures(manifest), identity=identity, origin=str(cache.root))
+                  left_out=manifest_failures(manifest), identity=identity, origin=str(cache.root))
 
 
-def _failures(manifest: dict) -> pd.DataFrame:
+@dataclass
+class StoredModality:
+    """One video's features of one modality as the cache stores them, with its label: what a feature
+    chapter shows. `features` is [steps, dims]; `times` the seconds of each step (the sampled frames
+    for visual and head, one step per 20 ms from t = 0 for audio); `valid` flags the steps with a
+    face (visual) or a head pose (head), all True for audio."""
+
+    video_id: str
+    modality: str
+    label: float
+    split: str
+    task: str
+    features: np.ndarray
+    times: np.ndarray
+    valid: np.ndarray
+    provenance: dict
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered: the audio track's length, or the time of the last sampled frame."""
+        return len(self.features) / AUDIO_RATE_HZ if self.modality == "audio" else float(self.times[-1])
+
+
+class ModalityCohort(Sequence):
+    """The videos of a cache whose `modality` is current, as `StoredModality`, loaded on access.
+
+    `table` has a row per video (`video_id`, `subject`, `task`, `split`, `label`, ...) and
+    `left_out` the videos whose extraction failed (video_id, file, reason), as a `Cohort`'s."""
+
+    def __init__(self, cache: FeatureCache, modality: str, table: pd.DataFrame, left_out: pd.DataFrame):
+        self.cache, self.modality = cache, modality
+        self.table, self.left_out = table.reset_index(drop=True), left_out
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, index: int) -> StoredModality:
+        row = self.table.iloc[index]
+        arrays, provenance = self.cache.read(self.modality, row["video_id"])
+        features = arrays[self.modality]
+        if self.modality == "audio":
+            times, valid = np.arange(len(features)) / AUDIO_RATE_HZ, np.ones(len(features), dtype=bool)
+        else:
+            times, valid = arrays["times"], arrays[f"{self.modality}_valid"]
+        return StoredModality(video_id=row["video_id"], modality=self.modality, label=float(row["label"]),
+                              split=str(row["split"]), task=str(row["task"]), features=features, times=times,
+                              valid=np.asarray(valid, dtype=bool), provenance=provenance)
+
+    def __repr__(self) -> str:
+        left_out = f", {len(self.left_out)} left out" if len(self.left_out) else ""
+        return f"ModalityCohort({self.modality!r} in {str(self.cache.root)!r}, {len(self)} videos{left_out})"
+
+
+def load_modality(cache_dir: str | Path, modality: str, config: ExtractionConfig | None = None) -> ModalityCohort:
+    """The videos of a cache whose `modality` features are current for `config` (default: the configuration
+    the cache was last written with); the videos that failed are in `left_out`."""
+    cache = FeatureCache(cache_dir)
+    manifest = cache.read_manifest()
+    (modality,) = _check_modalities([modality])
+    wanted = (_settings_hashes(config.modality_settings()) if config is not None
+              else manifest["config_hashes"])[modality]
+    entries = [entry for entry in manifest["videos"] if not entry.get("failed")
+               and cache.is_current(modality, entry["video_id"], wanted)]
+    return ModalityCohort(cache, modality, pd.DataFrame(entries, columns=list(TABLE_COLUMNS)), manifest_failures(manifest))
+
+
+def manifest_failures(manifest: dict) -> pd.DataFrame:
+    """The videos a cache's manifest records as failed, as a `Cohort.left_out` table (video_id, file, reason)."""
     return left_out_table({"video_id": entry["video_id"], "file": entry.get("failed_file", entry.get("video_path", "")),
                            "reason": entry.get("failed_reason", entry["failed"])}
                           for entry in manifest.get("videos", []) if entry.get("failed"))
 
 
-def failures_table(cache_dir: str | Path) -> pd.DataFrame:
-    """The videos whose extraction failed in the cache's last run: video_id, file, reason (empty if none)."""
-    manifest = FeatureCache(cache_dir).read_manifest_or_none()
-    return _failures(manifest or {})
-
-
-def extraction_report(cache_dir: str | Path) -> pd.DataFrame:
-    """Per video: sampled frames, frames with a face, frames with head pose, audio frames and seconds."""
-    manifest = FeatureCache(cache_dir).read_manifest()
-    rows = []
-    for entry in manifest["videos"]:
-        visual, head, audio = entry.get("visual") or {}, entry.get("head") or {}, entry.get("audio") or {}
-        frames, with_face = visual.get("frames"), visual.get("with_face")
-        rows.append({"video_id": entry["video_id"], "split": entry["split"], "task": entry["task"],
-                     "label": entry["label"], "frames": frames, "with_face": with_face,
-                     "without_face": frames - with_face if visual else None, "head_valid": head.get("valid"),
-                     "audio_frames": audio.get("frames"), "audio_seconds": audio.get("seconds"),
-                     "failed": entry.get("failed", "")})
-    return pd.DataFrame(rows)
-
-
-def face_crops_preview(video_path: str | Path, config: ExtractionConfig,
-                       count: int = 8) -> tuple[np.ndarray, FaceCrops]:
-    """(times [n], FaceCrops) of the first `count` sampled frames of a video, for figures."""
-    cropper = FaceCropper(crop_size=config.crop_size, margin=config.face_margin,
-                          detect_max_side=config.face_detect_max_side, min_face_fraction=config.face_min_fraction,
-                          min_confidence=config.face_min_confidence)
-    times, frames = [], []
-    for _, seconds, rgb in sample_frames(video_path, keep=config.keep, every=config.every):
-        times.append(seconds)
-        frames.append(rgb)
-        if len(frames) == count:
-            break
-    return np.asarray(times), cropper(frames)
-
-
-CHOICES = {"visual_weights": VISUAL_WEIGHTS, "head_source": HEAD_SOURCES, "openface_match": ("frame", "timestamp"),
-           "precision": ("auto", "float32"), "on_error": ("raise", "skip")}
-
-
-def add_extraction_arguments(parser, leave_out: tuple[str, ...] = ()) -> None:
-    """One flag per `ExtractionConfig` field (but `leave_out`), e.g. --visual-weights, --hubert-layer, --offline."""
-    for option in fields(ExtractionConfig):
-        if option.name in leave_out:
-            continue
-        flag = "--" + option.name.replace("_", "-")
-        if option.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"default {option.default!r}")
-        else:
-            kind = {"int": int, "float": float}.get(str(option.type), str)
-            parser.add_argument(flag, type=kind, default=None, choices=CHOICES.get(option.name),
-                                help=f"default {option.default!r}")
-
-
-def extraction_overrides(arguments: argparse.Namespace) -> dict:
-    """The `ExtractionConfig` fields given on the command line (flags left unset are not included)."""
-    return {option.name: getattr(arguments, option.name) for option in fields(ExtractionConfig)
-            if getattr(arguments, option.name, None) is not None}
-
-
-def _argument_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description="Extract MDDR's visual, acoustic and head features into a cache.")
-    parser.add_argument("--index", required=True, type=Path,
-                        help="CSV with video_id, video_path, label (and subject, task, split, audio_path)")
-    parser.add_argument("--cache", required=True, type=Path, help="the feature cache folder")
-    parser.add_argument("--dataset", choices=("avec2014", "avec2013", "demo"), default="avec2014",
-                        help="sets the paper's frame sampling for the dataset (overridden by --keep/--every)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_extraction_arguments(parser)
-    return parser
-
-
-def read_index_csv(path: str | Path) -> pd.DataFrame:
-    """An index table saved as CSV (e.g. index_avec2014(root).to_csv(path, index=False))."""
-    text_columns = {name: str for name in ("video_id", "subject", "session", "task", "split", "video_path",
-                                           "audio_path", "recording", "label_path")}
-    return pd.read_csv(path, dtype=text_columns, keep_default_na=False)
-
-
-def main(argv: list[str] | None = None, prog: str = "python -m mddr_utils.features.pipeline") -> int:
-    """The command line: extract features for an index CSV into a cache (also under torchrun)."""
-    arguments = _argument_parser(prog).parse_args(argv)
-    config = ExtractionConfig.for_dataset(arguments.dataset, **extraction_overrides(arguments))
-    cohort = extract_features(read_index_csv(arguments.index), arguments.cache, config,
-                              progress=not arguments.no_progress)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{len(cohort)} videos in {arguments.cache} ({cohort})")
-    return 0
-
-
 if __name__ == "__main__":
+    from .command_line import main
+
     sys.exit(main())

@@ -10,8 +10,7 @@ The map, in the paper's order:
   synthetic DAIC trees (`daic_synthetic`).
 - `features` (sections 3.2, 4.3): frames and audio (`video`), faces (`faces`), ResNet-50 (`visual`),
   HuBERT (`acoustic`), head pose and gaze (`head`), the feature cache (`cache`), the extraction
-  (`pipeline`: all modalities, or one per feature chapter), over several processes
-  (`distributed`), its command line (`command_line`), and what the feature chapters show of it
+  (`pipeline`: all modalities, or one per feature chapter), its command line (`command_line`), and what the feature chapters show of it
   (`report`, `figures`).
 - `model` (sections 3.3-3.4): FAA, SEA and the regression head; `baselines` for Table 1.
 - `losses` (section 3.5): DRLoss. `metrics` (section 4.2): MAE, RMSE, categories.
@@ -21,7 +20,7 @@ The map, in the paper's order:
   (`paper`), DRLoss's δ by cross-validation (`crossval`).
 - `interpret`, `plots`: attention analyses and figures.
 - `predict`, `cli` (`python -m mddr_utils`): a trained model applied to new videos.
-- `device`, `progress`, `versioning`: where and in which precision things run, progress bars, and
-  the code digest that keys saved results. `book`: display helpers for the chapters.
+- `device`, `distributed`, `progress`, `versioning`: where and in which precision things run, work
+  spread over processes under torchrun, progress bars, and the code digest that keys saved results. `book`: display helpers for the chapters.
 """
 __version__ = "0.1.0"

@@ -1,15 +1,19 @@
-"""The command line, `python -m mddr_utils`: extract features, train a checkpoint, score new videos
-(the paper's sections 3.2 and 4.3 as commands; see `mddr_utils.predict`).
+"""The command line, `python -m mddr_utils`: extract features, train a checkpoint, score new videos,
+run a table's rows (the paper's sections 3.2, 4.3 and 5 as commands; see `mddr_utils.predict` and
+`mddr_utils.evaluation.runs`).
 
     python -m mddr_utils extract --index index.csv --cache features/avec2014 ...
         (the command line of python -m mddr_utils.features.pipeline, same flags)
     python -m mddr_utils train --dataset avec2014 --data-root AVEC2014 --profile paper \\
         --visual-weights affectnet --affectnet-checkpoint resnet50_affectnet.pth --out model.safetensors
     python -m mddr_utils predict new1.mp4 new2.mp4 --checkpoint model.safetensors --csv scores.csv --report report/
+    torchrun --standalone --nproc_per_node 4 -m mddr_utils table --table 1 3 4 figure4 \\
+        --dataset avec2014 --data-root AVEC2014 --profile paper --data-dir data --results-dir results
+        (or python -m mddr_utils table ... in one process)
 
 Exit status:
     0  done (predict: at least one video was scored)
-    1  predict: no video could be scored; train/extract: feature extraction or training failed
+    1  predict: no video could be scored; train/extract/table: feature extraction or training failed
     2  the command line is wrong (argparse)
     3  refused: a checkpoint or its sidecar is missing, unreadable or not a pair; features or
        settings differ from the checkpoint's; a file the settings need (weights, a data folder) is absent
@@ -26,7 +30,7 @@ from pathlib import Path
 EXIT_OK, EXIT_NOTHING_SCORED, EXIT_REFUSED = 0, 1, 3
 EXIT_CODES_TEXT = """exit status:
   0  done (predict: at least one video was scored)
-  1  predict: no video could be scored; train/extract: extraction or training failed
+  1  predict: no video could be scored; train/extract/table: extraction or training failed
   2  wrong command line
   3  refused: checkpoint or sidecar missing, unreadable or not a pair; settings differ from the
      checkpoint's; a file the settings need (weights, a data folder) is absent
@@ -45,6 +49,8 @@ COMMANDS = {
                "see extract --help)",
     "train": "train MDDR (select on Development) and write weights + sidecar",
     "predict": "score videos with a checkpoint",
+    "table": "run the rows of Tables 1, 3, 4 or Figure 4 into the run cache and save the tables (under torchrun: "
+             "shared out over the processes)",
 }
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -61,9 +67,11 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def command_parser(command: str) -> argparse.ArgumentParser:
-    """The parser of `python -m mddr_utils train` or `... predict`."""
+    """The parser of `python -m mddr_utils train`, `... predict` or `... table`."""
     from .predict import VIDEO_DATASETS
 
+    if command == "table":
+        return _table_parser()
     if command == "train":
         train = argparse.ArgumentParser(
             prog="python -m mddr_utils train", formatter_class=_FORMATTER, epilog=EXIT_CODES_TEXT,
@@ -102,6 +110,41 @@ def command_parser(command: str) -> argparse.ArgumentParser:
     return score
 
 
+def _table_parser() -> argparse.ArgumentParser:
+    from .evaluation.rows import TABLES
+    from .sources import DATASETS
+
+    table = argparse.ArgumentParser(
+        prog="python -m mddr_utils table", formatter_class=_FORMATTER, epilog=EXIT_CODES_TEXT,
+        description="Train and score the rows of the tables by the book's protocol, for every seed: each run is "
+                    "saved under RESULTS_DIR/runs, where a chapter with the same settings reads it back, and each "
+                    "table as its chapter saves it (RESULTS_DIR/<table>_<dataset>_<profile>.json and .csv). Under "
+                    "torchrun (any launcher that sets WORLD_SIZE, RANK and LOCAL_RANK) each process trains its "
+                    "share of the runs, on the GPU of its LOCAL_RANK where there is one, and rank 0 assembles the "
+                    "tables; DATA_DIR and RESULTS_DIR must then be folders every process sees at the same path.")
+    table.add_argument("--table", nargs="+", choices=list(TABLES), required=True,
+                       help="which tables (1: MDDR and baselines; 3: modalities; 4: the two attentions; figure4: "
+                            "DRLoss and Huber); the full model's runs are shared between them")
+    table.add_argument("--dataset", choices=DATASETS, default="simulation",
+                       help="the chapters' `dataset`: simulation (default), demo, avec2014 or avec2013 (--data-root)")
+    table.add_argument("--data-root", type=Path, default=None, help="the AVEC folder (avec2014/avec2013)")
+    table.add_argument("--data-dir", type=Path, default=Path("data"),
+                       help="generated cohorts, feature caches and checkpoints, as the chapters' `data_dir` "
+                            "(default: data)")
+    table.add_argument("--results-dir", type=Path, default=Path("results"),
+                       help="the runs and tables, as the chapters' `results_dir` (default: results)")
+    table.add_argument("--profile", choices=("smoke", "demo", "paper"), default="demo",
+                       help="model size and recipe: smoke (seconds), demo (CPU minutes), paper (the paper's)")
+    table.add_argument("--cohort-seed", type=int, default=0,
+                       help="which simulated people (or demo videos): the chapters' `seed` (default 0)")
+    table.add_argument("--seeds", nargs="+", type=int, default=None,
+                       help="training seeds (default: the profile's, smoke 1, demo 3, paper 5)")
+    table.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_extraction_flags(table, "feature extraction (ExtractionConfig, as the chapters' `extraction`; default: the "
+                                 "settings the feature chapters recorded in the cache, else the dataset's)")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -109,12 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         from .features import command_line
 
         return command_line.main(argv[1:], prog="python -m mddr_utils extract")
-    if not argv or argv[0] not in ("train", "predict"):
+    if not argv or argv[0] not in ("train", "predict", "table"):
         argument_parser().parse_args(argv)  # prints the help, or the usage error, and exits
     arguments = command_parser(argv[0]).parse_args(argv[1:])
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
-        return _train(arguments) if argv[0] == "train" else _predict(arguments)
+        return {"train": _train, "predict": _predict, "table": _table}[argv[0]](arguments)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
@@ -161,3 +204,45 @@ def _predict(arguments: argparse.Namespace) -> int:
     scored = int(table["error"].eq("").sum())
     print(f"{scored} of {len(table)} videos scored")
     return EXIT_OK if scored else EXIT_NOTHING_SCORED
+
+
+def _table(arguments: argparse.Namespace) -> int:
+    from . import sources
+    from .evaluation import rows, runs, stats, tables
+    from . import distributed
+    from .features.command_line import extraction_overrides
+    from .features.pipeline import ExtractionError
+
+    # One process group for the whole command: the features' extraction (which shares out the videos
+    # under torchrun) and the training runs use it in turn.
+    rank, world, started_group = distributed.setup()
+    try:
+        progress = not arguments.no_progress and rank == 0
+        seeds = runs.profile_seeds(arguments.profile, arguments.seeds)
+        try:
+            cohort = sources.load_cohort(arguments.dataset, arguments.profile, arguments.data_dir, arguments.data_root,
+                                         arguments.cohort_seed, extraction_overrides(arguments) or None, progress)
+        except ExtractionError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_NOTHING_SCORED
+        label = sources.describe_source(arguments.dataset, arguments.profile, arguments.data_root)
+        chosen = [rows.TABLES[name] for name in dict.fromkeys(arguments.table)]
+        results = runs.run_tables(cohort, chosen, arguments.profile, seeds, arguments.data_dir, arguments.results_dir,
+                                  label, progress)
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if results is None:
+        return EXIT_OK
+    if world == 1:
+        reused = [flag for table in results.values() for result in table for flag in result.per_seed["reused"]]
+        print(f"one process: {reused.count(False)} runs trained, {reused.count(True)} read back")
+    print(f"data: {label} | seeds: {seeds}")
+    for table in chosen:
+        path = rows.save_table_files(table, results[table.key], arguments.dataset, label, arguments.profile, seeds,
+                                     cohort, arguments.results_dir).path
+        shown = tables.format_summary(stats.summarise(results[table.key]))[["MAE", "RMSE"]]
+        print(f"{table.label}, wrote {path} and {path.with_suffix('.csv')}:\n{shown.to_string()}")
+    return EXIT_OK

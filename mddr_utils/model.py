@@ -4,7 +4,8 @@ aggregation (SEA, section 3.4) and the regression head (section 3.1, 4.3).
 Decisions the paper leaves open (the book's "Decisions" page, book/decisions.md): every modality
 fused by FAA; each visual step gets the audio frames of its own time span, run through the
 AL-CNN and pooled; positional encoding added to the encoder input (DETR-style as an option);
-padded steps and missing modalities get zero attention weight.
+padded steps and missing modalities get zero attention weight, and so do audio frames a video
+marks unusable (`VideoFeatures.audio_valid`: on DAIC-WOZ / E-DAIC, everything but the participant's speech).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .data.container import Batch
 from .data.scales import BDI_II, scale_by_name
@@ -114,7 +116,13 @@ def _conv_output_length(length: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
 
 
 class AudioAlignment(nn.Module):
-    """AL-CNN: three strided Conv1d over each step's audio window, then a masked mean (section 3.3)."""
+    """AL-CNN: three strided Conv1d over each step's audio window, then a masked mean (section 3.3).
+
+    Audio frames the batch marks unusable (`Batch.audio_valid`, e.g. the interviewer's turns) enter
+    the convolutions as zeros, and an output position counts in the mean only if its kernel saw a
+    usable frame; a step whose window has none has no audio (FAA then gives audio no weight there).
+    With every frame usable this is the plain masked mean over the window's real frames.
+    """
 
     def __init__(self, config: MDDRConfig):
         super().__init__()
@@ -139,16 +147,24 @@ class AudioAlignment(nn.Module):
         offsets = torch.arange(width, device=batch.audio.device)
         index = (start[rows, cols, None] + offsets).clamp(max=batch.audio.shape[1] - 1)
         valid_length = length[rows, cols]
+        usable = offsets < valid_length[:, None]
+        if batch.audio_valid is not None:
+            usable = usable & batch.audio_valid[rows[:, None], index]
         windows = batch.audio[rows[:, None], index]
-        windows = windows * (offsets < valid_length[:, None]).unsqueeze(-1).to(windows.dtype)
+        windows = windows * usable.unsqueeze(-1).to(windows.dtype)
         x = windows.transpose(1, 2)
         for conv in self.convs:
             x = torch.relu(conv(x))
             valid_length = _conv_output_length(valid_length, conv)
             keep = torch.arange(x.shape[-1], device=x.device) < valid_length[:, None]
-            x = x * keep.unsqueeze(1).to(x.dtype)
-        pooled = x.sum(-1) / valid_length[:, None].to(x.dtype)
-        out[rows, cols] = self.norm(pooled).to(out.dtype)
+            heard = F.max_pool1d(usable[:, None].float(), conv.kernel_size[0], conv.stride[0], conv.padding[0])[:, 0]
+            usable = keep & (heard > 0)
+            x = x * usable.unsqueeze(1).to(x.dtype)
+        counted = usable.sum(-1)
+        pooled = x.sum(-1) / counted.clamp(min=1)[:, None].to(x.dtype)
+        some = counted > 0
+        out[rows, cols] = (self.norm(pooled) * some[:, None].to(pooled.dtype)).to(out.dtype)
+        has_audio[rows, cols] = some
         return out, has_audio
 
 

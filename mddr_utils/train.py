@@ -115,6 +115,7 @@ def random_crop(video: VideoFeatures, steps: int, rng: np.random.Generator) -> V
         visual=video.visual[first:first + steps], head=video.head[first:first + steps],
         visual_valid=video.visual_valid[first:first + steps], head_valid=video.head_valid[first:first + steps],
         audio=video.audio[audio_start:max(audio_end, audio_start + 1)],
+        audio_valid=None if video.audio_valid is None else video.audio_valid[audio_start:max(audio_end, audio_start + 1)],
     )
 
 
@@ -372,12 +373,19 @@ def cohort_key(cohort) -> str:
     return versioning.digest({"fingerprint": cohort.fingerprint})
 
 
+def cohort_model_overrides(cohort, model_overrides: dict | None = None) -> dict:
+    """`model_overrides` with the cohort's label scale (`Cohort.scale`) unless they name one."""
+    return {"label_scale": getattr(cohort, "scale", BDI_II.name), **(model_overrides or {})}
+
+
 def run_model(cohort, profile: str, seed: int, data_dir: str | Path, model_overrides: dict | None = None,
               train_overrides: dict | None = None, progress: bool = True) -> TrainResult:
-    """Train MDDR on the cohort's Training split, selected on Development, as `profile` sizes it;
-    reuse the checkpoint under `data_dir/checkpoints` made by the same run (configuration, data and code)."""
+    """Train MDDR on the cohort's Training split, selected on Development, as `profile` sizes it, on the
+    cohort's label scale unless `model_overrides` says otherwise; reuse the checkpoint under
+    `data_dir/checkpoints` made by the same run (configuration, data and code)."""
     train, dev = split_videos(cohort, "Training"), split_videos(cohort, "Development")
-    model_config, config = profile_configs(profile, feature_dims(train[0]), model_overrides,
+    model_config, config = profile_configs(profile, feature_dims(train[0]),
+                                           cohort_model_overrides(cohort, model_overrides),
                                            {"seed": seed, **(train_overrides or {})})
     key = cohort_key(cohort)
     run_id = versioning.digest({"model": model_config.to_dict(), "train": asdict(config), "data": key,

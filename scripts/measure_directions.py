@@ -50,6 +50,9 @@ def main() -> int:
     parser.add_argument("--subjects", type=int, help="number of subjects (default: the demo's)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the demo recipe's)")
     parser.add_argument("--lr-step", type=int, help="epochs between learning-rate steps (default: the demo recipe's)")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default: the demo recipe's)")
+    parser.add_argument("--seconds", type=float, nargs=2, metavar=("FREEFORM", "NORTHWIND"),
+                        help="median video durations (default: the demo cohort's 55 and 85 s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
@@ -57,7 +60,12 @@ def main() -> int:
     args = parser.parse_args()
     knobs = {key: value for key, value in (("recordings_per_split", args.recordings_per_split),
                                            ("num_subjects", args.subjects)) if value is not None}
-    recipe = {key: value for key, value in (("num_epochs", args.epochs), ("lr_step", args.lr_step)) if value is not None}
+    if args.seconds:
+        freeform, northwind = args.seconds
+        knobs["duration_seconds"] = {"Freeform": (freeform, 0.5, 8.0, 4 * freeform),
+                                     "Northwind": (northwind, 0.25, northwind / 2, 2.5 * northwind)}
+    recipe = {key: value for key, value in (("num_epochs", args.epochs), ("lr_step", args.lr_step), ("lr", args.lr))
+              if value is not None}
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(one_run, row, seed, knobs, recipe, args.threads, str(args.out))
                    for seed in args.seeds for row in ROWS]

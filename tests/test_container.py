@@ -140,3 +140,27 @@ def test_phq8_end_to_end_videos_drloss_and_model_clamp(tiny_config):
     model = MDDR(MDDRConfig(**{**tiny_config.to_dict(), "label_scale": videos[0].scale}))
     model.init_output_bias(40.0)
     assert model.eval()(batch).tolist() == [24.0, 24.0]
+
+
+def test_audio_valid_is_optional_checked_and_carried_by_collate():
+    plain, other = make_video("501_1", 4, seed=1), make_video("502_1", 7, seed=2)
+    assert plain.audio_valid is None and collate([plain, other]).audio_valid is None
+    speech = np.zeros(len(other.audio), dtype=bool)
+    speech[10:40] = True
+    batch = collate([plain, _with(other, audio_valid=speech)])
+    assert batch.audio_valid.shape == batch.audio.shape[:2] and batch.audio_valid.dtype == torch.bool
+    assert batch.audio_valid[0, :len(plain.audio)].all(), "a video without a mask: every real frame usable"
+    assert not batch.audio_valid[0, len(plain.audio):].any(), "padding is never usable"
+    assert batch.audio_valid[1].nonzero().ravel().tolist() == list(range(10, 40))
+    assert batch.to("cpu").audio_valid is not None
+    with pytest.raises(ValueError, match=r"'502_1'.*audio_valid has shape \(5,\) but audio has \d+ frames"):
+        _with(other, audio_valid=np.ones(5, dtype=bool))
+
+
+def test_save_load_keeps_audio_valid_and_its_absence(tmp_path):
+    video = make_video("503_1", 5)
+    assert VideoFeatures.load(video.save(tmp_path / "none.npz")).audio_valid is None
+    speech = np.arange(len(video.audio)) % 3 == 0
+    loaded = VideoFeatures.load(_with(video, audio_valid=speech).save(tmp_path / "mask.npz"))
+    np.testing.assert_array_equal(loaded.audio_valid, speech)
+    assert loaded.audio_valid.dtype == bool

@@ -1,5 +1,6 @@
 """DAIC-WOZ and E-DAIC on synthetic trees in the distributed layouts: indexes, label files, the session
 streams (12 head columns, visual rows, timelines), participant speech and the cross-corpus overlap refusal."""
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -10,13 +11,14 @@ import pytest
 
 from mddr_utils.data.avec import INDEX_COLUMNS
 from mddr_utils.data.daic import (
-    DAIC_INDEX_COLUMNS, DAICWOZ_VISUAL_DIM, DaicIndexWarning, ParticipantOverlapError, index_daicwoz, index_edaic,
-    load_daicwoz_session, load_edaic_session, load_session, participant_intervals, participant_speech_mask,
-    read_daicwoz_transcript, read_edaic_transcript, read_resnet_mat, refuse_participant_overlap, speech_mask,
+    DAIC_INDEX_COLUMNS, DAICWOZ, DAICWOZ_VISUAL_DIM, EDAIC, DaicIndexWarning, ParticipantOverlapError,
+    head_columns_as_written, index_daicwoz, index_edaic, load_daicwoz_session, load_edaic_session, load_session,
+    participant_intervals, participant_speech_mask, read_daicwoz_transcript, read_edaic_transcript, read_resnet_mat,
+    refuse_participant_overlap, speech_mask,
 )
 from mddr_utils.data.daic_synthetic import (
-    FAILED_FRAME_PERIOD, write_daicwoz_transcript, write_daicwoz_tree, write_edaic_tree, write_label_file,
-    write_resnet_mat,
+    ABSENT_DAICWOZ_IDS, FAILED_FRAME_PERIOD, SYNTHETIC_MANIFEST, make_synthetic_corpus, synthetic_participants,
+    write_daicwoz_transcript, write_daicwoz_tree, write_edaic_tree, write_label_file, write_resnet_mat,
 )
 
 DAICWOZ_SESSIONS = {"Training": {303: 4, 318: 12}, "Development": {305: 20}, "Testing": {310: 9}}
@@ -287,6 +289,9 @@ def test_resnet_file_without_feature_or_of_the_wrong_width_is_named(tmp_path):
     write_resnet_mat(tmp_path / "b.mat", np.zeros((3, 512)))
     with pytest.raises(ValueError, match=r"b.mat: 'feature' has shape \(3, 512\)"):
         read_resnet_mat(tmp_path / "b.mat")
+    (tmp_path / "c.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(ValueError, match="ResNet feature file .*c.mat cannot be read as a MATLAB file"):
+        read_resnet_mat(tmp_path / "c.mat")
 
 
 def test_daicwoz_participant_speech_drops_ellie_chatter_and_sync_and_applies_the_318_offset(daicwoz):
@@ -348,3 +353,55 @@ def test_training_on_edaic_and_testing_on_daicwoz_names_the_shared_participants(
     assert error.value.shared == ["303", "305"]
     daicwoz_training = daicwoz_index[daicwoz_index["split"] != "Testing"]
     refuse_participant_overlap(daicwoz_training, edaic_index[edaic_index["split"] == "Testing"])
+
+
+def test_head_columns_are_named_as_each_file_writes_them(daicwoz, tmp_path):
+    root, _ = daicwoz
+    row = quietly(index_daicwoz, root).iloc[0]
+    pose = Path(row["head_path"])
+    lines = pose.read_text().splitlines()
+    pose.write_text("\n".join([lines[0].replace("Tx, Ty, Tz", "X, Y, Z"), *lines[1:]]) + "\n")
+    written = head_columns_as_written(row)
+    assert written["column in the file"].tolist() == ["X", "Y", "Z", "Rx", "Ry", "Rz",
+                                                      "x_0", "y_0", "z_0", "x_1", "y_1", "z_1"]
+    assert written["file"].tolist() == ["303_CLNF_pose.txt"] * 6 + ["303_CLNF_gaze.txt"] * 6
+    assert written["position"].tolist() == [5, 6, 7, 8, 9, 10, 5, 6, 7, 8, 9, 10]
+    write_edaic_tree(tmp_path / "edaic", {"Training": {303: 4}, "Development": {305: 6}}, seconds=SECONDS,
+                     separator=", ")
+    openface = head_columns_as_written(quietly(index_edaic, tmp_path / "edaic").iloc[0])
+    assert openface["column in the file"].tolist() == openface["MDDR's column"].tolist()
+    assert openface["position"].tolist() == list(range(5, 17))
+    pose.write_text(lines[0].replace("Rz", "Yaw") + "\n")
+    with pytest.raises(ValueError, match="303_CLNF_pose.txt lacks the column Rz"):
+        head_columns_as_written(row)
+
+
+def test_synthetic_participants_are_numbered_as_the_corpora_and_spread_over_the_scale():
+    sessions = {"Training": 10, "Development": 5, "Testing": 5}
+    edaic = synthetic_participants(EDAIC, sessions, seed=3)
+    assert all(pid >= 600 for pid in edaic["Testing"]) and sum(pid >= 600 for pid in edaic["Training"]) == 2
+    daicwoz = synthetic_participants(DAICWOZ, {"Training": 60}, seed=3)
+    assert all(300 <= pid <= 492 and pid not in ABSENT_DAICWOZ_IDS for pid in daicwoz["Training"])
+    for split, labels in edaic.items():
+        count = sessions[split]
+        slices = [(k * 25 // count, min(-(-(k + 1) * 25 // count) - 1, 24)) for k in range(count)]
+        assert all(low <= label <= high for label, (low, high) in zip(sorted(labels.values()), slices)), \
+            f"{split}: one label in each equal slice of 0-24"
+    with pytest.raises(ValueError, match="positive count"):
+        synthetic_participants(EDAIC, {"Training": 0})
+
+
+def test_synthetic_corpus_is_reused_rebuilt_on_new_parameters_and_never_replaces_other_files(tmp_path):
+    sessions = {"Training": 1, "Development": 1, "Testing": 1}
+    root = make_synthetic_corpus(tmp_path / "tree", DAICWOZ, sessions, seconds=2.0)
+    stamps = {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
+    assert (root / SYNTHETIC_MANIFEST).is_file() and len(quietly(index_daicwoz, root)) == 3
+    make_synthetic_corpus(root, DAICWOZ, sessions, seconds=2.0)
+    assert {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()} == stamps
+    make_synthetic_corpus(root, DAICWOZ, sessions, seconds=3.0)
+    assert json.loads((root / SYNTHETIC_MANIFEST).read_text())["parameters"]["seconds"] == 3.0
+    licensed = tmp_path / "DAIC-WOZ"
+    licensed.mkdir()
+    (licensed / "300_P").mkdir()
+    with pytest.raises(FileExistsError, match="not a synthetic tree, refusing to replace it"):
+        make_synthetic_corpus(licensed, DAICWOZ, sessions, seconds=2.0)

@@ -63,7 +63,8 @@ def test_the_tables_have_no_shortcut_around_load_cohort():
     for chapter in sorted((root / "notebooks").glob("*.ipynb")):
         code = "".join("".join(cell["source"]) for cell in json.loads(chapter.read_text())["cells"]
                        if cell["cell_type"] == "code")
-        if any(call in code for call in ("runs.run_variant(", "crossval.delta_cross_validation(", "run_model(")):
+        if any(call in code for call in ("runs.run_variant(", "runs.run_table(", "crossval.delta_cross_validation(",
+                                         "run_model(")):
             offenders += [f"{chapter.name}: {word}" for word in shortcuts if word in code]
             assert "sources.load_cohort(" in code or "sources.load_with_visual_weights(" in code, chapter.name
     assert offenders == []

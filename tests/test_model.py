@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -150,3 +151,53 @@ def test_config_dicts_round_trip_and_old_dicts_get_the_default_scale(tiny_config
     assert MDDRConfig.from_dict(written_before_scales) == tiny_config
     with pytest.raises(ValueError, match="run.safetensors: fields this MDDRConfig does not have: colour"):
         MDDRConfig.from_dict({**written_before_scales, "colour": "red"}, source="run.safetensors")
+
+
+def test_audio_valid_none_and_all_true_give_identical_outputs(tiny_config, videos):
+    """The default (no mask) is the all-usable mask, bit for bit: AVEC numbers do not move."""
+    torch.manual_seed(0)
+    model = MDDR(tiny_config).eval()
+    plain = collate(videos)
+    for video in videos:
+        video.audio_valid = np.ones(len(video.audio), dtype=bool)
+    masked = collate(videos)
+    assert plain.audio_valid is None and masked.audio_valid.any()
+    scores, attention = model(plain, return_attention=True)
+    masked_scores, masked_attention = model(masked, return_attention=True)
+    assert torch.equal(scores, masked_scores)
+    assert torch.equal(attention["modality"], masked_attention["modality"])
+    assert torch.equal(attention["temporal"], masked_attention["temporal"])
+
+
+def test_unusable_audio_frames_are_ignored_and_a_step_without_any_gives_audio_no_weight(tiny_config):
+    video = make_video("213_1", 6, gap=1.0)
+    usable = np.ones(len(video.audio), dtype=bool)
+    usable[75:125] = False  # step 2's whole window [1.5 s, 2.5 s)
+    usable[130:140] = False  # part of step 3's window [2.5 s, 3.5 s)
+    video.audio_valid = usable
+    model = MDDR(tiny_config).eval()
+    before, attention = model(collate([video]), return_attention=True)
+    audio_weight = attention["modality"][0, :, 1]
+    assert audio_weight[2] == 0
+    assert (audio_weight[[0, 1, 3, 4, 5]] > 0).all()
+    aligned, has_audio = model.align["audio"](collate([video]))
+    assert has_audio[0].tolist() == [True, True, False, True, True, True]
+    assert aligned[0, 2].abs().max() == 0
+    video.audio[~usable] += 7.0
+    after = model(collate([video]))
+    assert torch.equal(before, after), "what an unusable frame holds never reaches the score"
+
+
+def test_without_a_mask_each_step_is_the_al_cnn_mean_over_its_own_window(tiny_config):
+    """The default path, written out step by step: the AL-CNN over the step's audio frames alone, then a mean."""
+    video = make_video("214_1", 5, gap=1.0)
+    model = MDDR(tiny_config).eval()
+    batch = collate([video])
+    aligned, has_audio = model.align["audio"](batch)
+    start, length = audio_windows(batch.times, batch.mask, batch.audio_lengths, batch.audio_rate)
+    assert has_audio[0].all()
+    for step in range(5):
+        x = batch.audio[0, int(start[0, step]):int(start[0, step] + length[0, step])].T[None]
+        for conv in model.align["audio"].convs:
+            x = torch.relu(conv(x))
+        torch.testing.assert_close(aligned[0, step], model.align["audio"].norm(x.mean(-1))[0])

@@ -38,6 +38,9 @@ class VideoFeatures:
     """One video's features: visual and head on the sampled frames, audio at 50 Hz from t = 0.
 
     `label` is a score on the label scale named by `scale` ("BDI-II" or "PHQ-8", `data.scales`).
+    `visual_valid` / `head_valid` flag the sampled frames with a face / a head pose; `audio_valid`
+    flags the audio frames the model may listen to (None: all of them), e.g. the participant's
+    speech in an interview where the interviewer is heard too.
     """
 
     video_id: str
@@ -54,6 +57,7 @@ class VideoFeatures:
     audio_rate: float = AUDIO_RATE_HZ
     extras: dict = field(default_factory=dict)
     scale: str = "BDI-II"
+    audio_valid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.visual = np.asarray(self.visual, dtype=np.float32)
@@ -67,6 +71,8 @@ class VideoFeatures:
             self.head_valid = np.ones(steps, dtype=bool)
         self.visual_valid = np.asarray(self.visual_valid, dtype=bool)
         self.head_valid = np.asarray(self.head_valid, dtype=bool)
+        if self.audio_valid is not None:
+            self.audio_valid = np.asarray(self.audio_valid, dtype=bool)
         self.validate()
 
     def _fail(self, what: str) -> None:
@@ -91,6 +97,8 @@ class VideoFeatures:
                 self._fail(f"{name} has {len(getattr(self, name))} rows but times has {steps}")
         if len(self.audio) == 0:
             self._fail("audio has no frames")
+        if self.audio_valid is not None and self.audio_valid.shape != (len(self.audio),):
+            self._fail(f"audio_valid has shape {self.audio_valid.shape} but audio has {len(self.audio)} frames")
         try:
             scale = scale_by_name(self.scale)
         except ValueError as error:
@@ -108,10 +116,11 @@ class VideoFeatures:
         return len(self.audio) / self.audio_rate
 
     def save(self, path: str | Path) -> Path:
-        """Write to one .npz (no pickle), atomically: a temporary file, then a rename."""
+        """Write to one .npz (no pickle), atomically: a temporary file, then a rename; no `audio_valid` if None."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "extras"}
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)
+                  if f.name != "extras" and getattr(self, f.name) is not None}
         temporary = path.with_name(path.name + ".partial.npz")
         np.savez(temporary, **arrays)
         temporary.replace(path)
@@ -119,7 +128,7 @@ class VideoFeatures:
 
     @classmethod
     def load(cls, path: str | Path) -> "VideoFeatures":
-        """Read a file written by `save`, refusing pickled objects."""
+        """Read a file written by `save`, refusing pickled objects (a file without `audio_valid`: all audio valid)."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as stored:
@@ -138,7 +147,11 @@ class VideoFeatures:
 
 @dataclass
 class Batch:
-    """A padded batch: tensors [B, L, ...] for the frame-rate modalities, [B, La, ...] for audio."""
+    """A padded batch: tensors [B, L, ...] for the frame-rate modalities, [B, La, ...] for audio.
+
+    `audio_valid` [B, La] flags the audio frames the model may use (False on padding); None when no
+    video of the batch restricts its audio, which the model reads as every real frame valid.
+    """
 
     visual: torch.Tensor
     head: torch.Tensor
@@ -151,6 +164,7 @@ class Batch:
     label: torch.Tensor
     audio_rate: float
     video_ids: list[str]
+    audio_valid: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         """Move every tensor to `device`."""
@@ -165,7 +179,7 @@ class Batch:
 
 
 def collate(videos: Sequence[VideoFeatures]) -> Batch:
-    """Zero-pad videos to the longest in the list; `mask` is True on real steps."""
+    """Zero-pad videos to the longest in the list; `mask` is True on real steps, `audio_valid` on usable audio."""
     if not videos:
         raise ValueError("collate needs at least one video")
     rates = {v.audio_rate for v in videos}
@@ -182,6 +196,8 @@ def collate(videos: Sequence[VideoFeatures]) -> Batch:
     mask = torch.zeros(size, steps, dtype=torch.bool)
     visual_valid = torch.zeros(size, steps, dtype=torch.bool)
     head_valid = torch.zeros(size, steps, dtype=torch.bool)
+    restricted = any(video.audio_valid is not None for video in videos)
+    audio_valid = torch.zeros(size, audio_steps, dtype=torch.bool) if restricted else None
     for row, video in enumerate(videos):
         n = video.num_steps
         visual[row, :n] = torch.from_numpy(video.visual)
@@ -191,6 +207,9 @@ def collate(videos: Sequence[VideoFeatures]) -> Batch:
         mask[row, :n] = True
         visual_valid[row, :n] = torch.from_numpy(video.visual_valid)
         head_valid[row, :n] = torch.from_numpy(video.head_valid)
+        if restricted:
+            audio_valid[row, : len(video.audio)] = (True if video.audio_valid is None
+                                                    else torch.from_numpy(video.audio_valid))
     return Batch(
         visual=visual,
         head=head,
@@ -203,6 +222,7 @@ def collate(videos: Sequence[VideoFeatures]) -> Batch:
         label=torch.tensor([float(v.label) for v in videos]),
         audio_rate=rates.pop(),
         video_ids=[v.video_id for v in videos],
+        audio_valid=audio_valid,
     )
 
 

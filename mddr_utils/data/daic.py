@@ -96,6 +96,11 @@ TRANSCRIPT_OFFSETS = {"318": 34.319917, "321": 3.8379167, "341": 6.1892, "362": 
 INTERRUPTIONS = {"373": ((395.0, 428.0),), "444": ((286.0, 387.0),)}
 """Spans (seconds of the audio) of DAIC-WOZ sessions interrupted during the interview, never participant speech."""
 KNOWN_BINARY_DEFECTS = frozenset({"409"})
+PUBLISHED_BASELINES = {
+    DAICWOZ: {"what": "AVEC 2017 baseline, best Testing result (Ringeval et al., 2017)", "MAE": 5.66, "RMSE": 6.97},
+    EDAIC: {"what": "AVEC 2019 baseline, Testing (Ringeval et al., 2019)", "CCC": 0.120},
+}
+"""The challenge organisers' baselines on each corpus's Testing split, the numbers papers compare with."""
 
 _SESSION_FILES = {
     DAICWOZ: {"audio_path": ("AUDIO.wav",), "transcript_path": ("TRANSCRIPT.csv",),
@@ -304,13 +309,14 @@ def read_clnf_head(pose_path: str | Path, gaze_path: str | Path) -> pd.DataFrame
 def read_resnet_mat(path: str | Path) -> np.ndarray:
     """E-DAIC's `CNN_ResNet.mat`: its variable `feature`, float32 [N, 2048]; ValueError naming the file."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ResNet feature file {path} does not exist")
     try:
         contents = loadmat(path)
-    except (ValueError, TypeError, NotImplementedError, OSError) as error:
+    except (MatReadError, ValueError, TypeError, NotImplementedError, OSError) as error:
         raise ValueError(f"ResNet feature file {path} cannot be read as a MATLAB file: {error}") from error
     if "feature" not in contents:
         names = [name for name in contents if not name.startswith("__")]
@@ -395,6 +401,31 @@ def load_daicwoz_session(row, keep: int = 4, every: int = 100) -> SessionStreams
                                       source=f"CLNF files {row['head_path']}, {row['gaze_path']}")
     return _streams(frame_index, times, visual.astype(np.float32), visual_valid, head, head_valid,
                     "CLNF timestamps", row["visual_path"])
+
+
+def head_columns_as_written(row) -> pd.DataFrame:
+    """Where a session's distributed files hold MDDR's 12 head columns: per column (`HEAD_COLUMNS` order)
+    the file, the name it writes there and its position (1 = first column), read from the files' headers."""
+    if row["gaze_path"]:
+        gaze = tuple((name,) for name in CLNF_GAZE_COLUMNS)
+        parts = [(row["head_path"], CLNF_POSE_COLUMNS), (row["gaze_path"], gaze)]
+        fold = str.lower
+    else:
+        parts = [(row["head_path"], tuple((name,) for name in HEAD_COLUMNS))]
+        fold = str
+    rows, ours = [], iter(HEAD_COLUMNS)
+    for path, wanted in parts:
+        try:
+            header = [str(name).strip() for name in pd.read_csv(path, nrows=0, skipinitialspace=True).columns]
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise ValueError(f"head file {path}: its header cannot be read ({error})") from error
+        for alternatives in wanted:
+            found = [name for name in header if fold(name) in {fold(option) for option in alternatives}]
+            if not found:
+                raise ValueError(f"head file {path} lacks the column {' or '.join(alternatives)} (columns: {header})")
+            rows.append({"MDDR's column": next(ours), "file": Path(path).name, "column in the file": found[0],
+                         "position": header.index(found[0]) + 1})
+    return pd.DataFrame(rows)
 
 
 def load_session(row, keep: int = 4, every: int = 100) -> SessionStreams:

@@ -11,16 +11,24 @@ the quieter the voice. They carry no clinical meaning.
 The writers of single files (`write_clnf_file`, `write_openface21_csv`, `write_resnet_mat`,
 `write_wav`, the transcript and label writers) also take features computed elsewhere, e.g. by
 the project's own extractors on its demo videos.
+
+`make_synthetic_corpus` is what the book runs on when no licensed copy is given: a whole tree at
+the size of a book profile (`SYNTHETIC_SIZES`), written once and reused while its parameters hold.
 """
 from __future__ import annotations
 
 import csv
+import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..features.head import HEAD_COLUMNS
-from .daic import DAICWOZ_AU_COLUMNS, EDAIC_VISUAL_DIM, TRANSCRIPT_OFFSETS
+from .avec import SPLITS
+from .daic import DAICWOZ, DAICWOZ_AU_COLUMNS, EDAIC, EDAIC_VISUAL_DIM, TRANSCRIPT_OFFSETS
+from .demo_cohort import replace_folder
 from .scales import PHQ_8
 
 FRAME_COLUMNS = ("frame", "timestamp", "confidence", "success")
@@ -198,6 +206,92 @@ def write_edaic_tree(root: str | Path, participants: dict[str, dict[int, int]], 
                                              **{key: session[key] for key in _PLANTED})
     _write_edaic_labels(root, participants, planted, label_separator, test_labels, rng)
     return planted
+
+
+SYNTHETIC_SIZES = {
+    "smoke": dict(sessions={"Training": 2, "Development": 2, "Testing": 2}, seconds=4.0),
+    "demo": dict(sessions={"Training": 14, "Development": 6, "Testing": 8}, seconds=12.0),
+    "paper": dict(sessions={"Training": 14, "Development": 6, "Testing": 8}, seconds=12.0),
+}
+"""Sessions per split and seconds per session of the synthetic trees, per book profile (the paper
+profile runs on the licensed corpora, so its synthetic tree keeps the demo size)."""
+SYNTHETIC_MANIFEST = "synthetic_tree.json"
+SYNTHETIC_VERSION = 1
+ABSENT_DAICWOZ_IDS = frozenset({342, 394, 398, 460})
+"""IDs in DAIC-WOZ's range 300-492 that the corpus lacks; the synthetic trees skip them too."""
+
+
+def synthetic_participants(corpus: str, sessions: dict[str, int], seed: int = 0) -> dict[str, dict[int, int]]:
+    """{split: {ID: PHQ-8 total}} numbered as the corpus numbers its people, labels spread over 0-24 in every split.
+
+    DAIC-WOZ: IDs from 300 up, skipping those the corpus lacks. E-DAIC: Training and Development
+    mostly DAIC-WOZ's IDs with a fifth from 600 up (its agent-led interviews), Testing all from 600
+    up, as in the corpus. Each split's labels are one per equal slice of 0-24, shuffled (the real
+    corpora hold more low scores than high ones).
+    """
+    if corpus not in (DAICWOZ, EDAIC):
+        raise ValueError(f"corpus must be {DAICWOZ!r} or {EDAIC!r}, got {corpus!r}")
+    unknown = sorted(set(sessions) - set(SPLITS))
+    if unknown or any(int(count) < 1 for count in sessions.values()):
+        raise ValueError(f"sessions must give a positive count for some of {SPLITS}, got {sessions}")
+    rng = np.random.default_rng([seed, 29])
+    interviews = iter(number for number in range(300, 493) if number not in ABSENT_DAICWOZ_IDS)
+    agent_led = iter(range(600, 719))
+    participants = {}
+    for split, count in sessions.items():
+        count = int(count)
+        from_agent = count if corpus == EDAIC and split == "Testing" else (count // 5 if corpus == EDAIC else 0)
+        ids = [next(interviews) for _ in range(count - from_agent)] + [next(agent_led) for _ in range(from_agent)]
+        labels = np.minimum(((rng.permutation(count) + rng.random(count)) / count * (PHQ_8.maximum + 1)).astype(int),
+                            PHQ_8.maximum)
+        participants[split] = {pid: int(label) for pid, label in zip(ids, labels)}
+    return participants
+
+
+def make_synthetic_corpus(root: str | Path, corpus: str, sessions: dict[str, int], seconds: float,
+                          seed: int = 0) -> Path:
+    """Write (or reuse) a synthetic DAIC-WOZ or E-DAIC tree under `root`; return `root`.
+
+    Participants from `synthetic_participants`, sessions written by `write_daicwoz_tree` or
+    `write_edaic_tree`. A tree made with the same parameters by this generator version is reused;
+    otherwise it is built in a temporary folder beside `root` and renamed into place, so a failed
+    build leaves nothing half-written. A `root` that holds other files and no `SYNTHETIC_MANIFEST`
+    is never replaced (it may be a licensed copy).
+    """
+    root = Path(root).expanduser()
+    parameters = dict(corpus=corpus, sessions={split: int(count) for split, count in sessions.items()},
+                      seconds=float(seconds), seed=int(seed))
+    if _reusable_tree(root, parameters):
+        return root
+    if root.exists() and any(root.iterdir()) and not (root / SYNTHETIC_MANIFEST).exists():
+        raise FileExistsError(f"{root} holds files but no {SYNTHETIC_MANIFEST}: not a synthetic tree, "
+                              "refusing to replace it")
+    participants = synthetic_participants(corpus, parameters["sessions"], seed)
+    write_tree = write_daicwoz_tree if corpus == DAICWOZ else write_edaic_tree
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = root.with_name(f".{root.name}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        write_tree(building, participants, seconds=parameters["seconds"], seed=seed)
+        files = sorted(path.relative_to(building).as_posix() for path in building.rglob("*") if path.is_file())
+        manifest = dict(generator=__name__, version=SYNTHETIC_VERSION, parameters=parameters, files=files)
+        (building / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=1))
+        replace_folder(root, building)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return root
+
+
+def _reusable_tree(root: Path, parameters: dict) -> bool:
+    """Whether root holds a complete tree made with these parameters by this generator version."""
+    try:
+        manifest = json.loads((root / SYNTHETIC_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or manifest.get("version") != SYNTHETIC_VERSION \
+            or manifest.get("parameters") != parameters:
+        return False
+    return all((root / name).is_file() and (root / name).stat().st_size > 0 for name in manifest.get("files", []))
 
 
 _LATENT_DIM = 6

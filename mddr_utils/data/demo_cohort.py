@@ -120,7 +120,7 @@ def make_demo_cohort(root: str | Path, recordings_per_split: int = 6, seconds: f
         videos = _write_cohort(building, parameters, progress)
         manifest = dict(generator=__name__, version=GENERATOR_VERSION, parameters=parameters, videos=videos)
         (building / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
-        _replace(root, building)
+        replace_folder(root, building)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return index_avec2014(root)
@@ -176,8 +176,8 @@ def _reusable(root: Path, parameters: dict) -> bool:
     return all(path.is_file() and path.stat().st_size > 0 for path in expected)
 
 
-def _replace(root: Path, building: Path) -> None:
-    """Put the finished build at root; an older cohort there is moved aside first, then removed."""
+def replace_folder(root: Path, building: Path) -> None:
+    """Put a finished build at root; an older folder there is moved aside first, then removed."""
     if not root.exists():
         building.rename(root)
         return

@@ -14,7 +14,9 @@ Every row of every table is made the same way:
 A row whose input cannot be computed (pretrained weights not available, say) is recorded as not
 computed, with the reason, never as a number. One module per concern:
 
-- `runs`: one row trained and scored seed by seed, and the saved runs that are reused;
+- `rows`: the rows of Tables 1, 3, 4 and Figure 4, defined once;
+- `runs`: one row trained and scored seed by seed, the saved runs that are reused, and a table's
+  runs spread over processes under torchrun;
 - `stats`: clamping, per-recording scores, bootstrap intervals, the seeds' summary;
 - `tables`: the paper's numbers beside ours, captions, the saved table files;
 - `paper`: the paper's published numbers;

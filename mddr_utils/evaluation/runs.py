@@ -6,15 +6,22 @@ and named by a digest of its model family, configuration, seed, cohort key
 (`versioning.code_digest`): the same run coming back is read, a changed label file, re-extracted
 features or edited code give a new one (old files are left in place, unused). A row's seeds are
 summarised and saved under `results_dir/variants`.
+
+A table's rows (`rows.TABLES`) run one after another in one process (`run_table`), or spread over
+processes, GPUs or machines under torchrun (any launcher that sets WORLD_SIZE and RANK): each
+process trains its share of the table's distinct (row, seed) runs into the shared
+`results_dir/runs`, on the GPU of its LOCAL_RANK where there is one, and rank 0 then reads every
+run back to assemble the rows (`run_tables`).
 """
 from __future__ import annotations
 
 import json
 import re
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -22,9 +29,12 @@ from tqdm.auto import tqdm
 from .. import train as training
 from .. import versioning
 from ..baselines import BASELINES, make_baseline
+from .. import distributed
 from .stats import bootstrap_interval, clamp_scores, recording_ids, summarise, testing_scores
 from .tables import json_number
 
+if TYPE_CHECKING:
+    from .rows import Row, Table
 
 MDDR_FAMILY = "mddr"
 SEEDS = {"smoke": (0,), "demo": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
@@ -79,11 +89,21 @@ def _configs(family: str, cohort, profile: str, seed: int, model_overrides: dict
              train_overrides: dict | None) -> tuple[dict, training.TrainConfig]:
     """The model config (as a dict) and recipe of one run, exactly as `train.run_model` builds them."""
     dims = training.feature_dims(training.split_videos(cohort, "Training")[0])
-    model_config, train_config = training.profile_configs(profile, dims, model_overrides if family == MDDR_FAMILY
-                                                          else None, {"seed": seed, **(train_overrides or {})})
+    model_config, train_config = training.profile_configs(
+        profile, dims, training.cohort_model_overrides(cohort, model_overrides) if family == MDDR_FAMILY else None,
+        {"seed": seed, **(train_overrides or {})})
     if family == MDDR_FAMILY:
         return model_config.to_dict(), train_config
     return make_baseline(family, dims, profile).config.to_dict(), train_config
+
+
+def _run_identity(cohort, family: str, profile: str, seed: int, model_overrides: dict | None,
+                  train_overrides: dict | None) -> tuple[str, dict, dict, training.TrainConfig]:
+    """(run id, the key it digests, model config, recipe): the name under which a run is saved."""
+    model_config, train_config = _configs(family, cohort, profile, seed, model_overrides, train_overrides)
+    key = {"family": family, "model": model_config, "train": asdict(train_config), "data": training.cohort_key(cohort),
+           "code": versioning.code_digest()}
+    return f"{slug(family)}_{profile}_{versioning.digest(key)}", key, model_config, train_config
 
 
 def _train_and_select(family: str, cohort, profile: str, seed: int, data_dir, model_overrides, train_overrides,
@@ -105,7 +125,7 @@ def _train_and_select(family: str, cohort, profile: str, seed: int, data_dir, mo
 
 
 def _evaluate_once(model, test, config: training.TrainConfig) -> pd.DataFrame:
-    """The one evaluation on Testing, scores clamped to [0, 63], with each video's recording."""
+    """The one evaluation on Testing, scores clamped to the label scale's range, with each video's recording."""
     predictions = training.predict(model, test, config.batch, config.device)
     predictions["pred"] = clamp_scores(predictions["pred"], test.scale)
     recordings = dict(zip(test.table["video_id"], recording_ids(test.table)))
@@ -121,10 +141,8 @@ def run_seed(cohort, family: str, profile: str, seed: int, data_dir: str | Path,
     cohort = cohort.in_memory()
     for split in ("Training", "Development", "Testing"):
         training.split_videos(cohort, split)
-    model_config, train_config = _configs(family, cohort, profile, seed, model_overrides, train_overrides)
-    key = {"family": family, "model": model_config, "train": asdict(train_config), "data": training.cohort_key(cohort),
-           "code": versioning.code_digest()}
-    run_id = f"{slug(family)}_{profile}_{versioning.digest(key)}"
+    run_id, key, model_config, train_config = _run_identity(cohort, family, profile, seed, model_overrides,
+                                                            train_overrides)
     folder = Path(results_dir) / "runs"
     record_path, predictions_path = folder / f"{run_id}.json", folder / f"{run_id}.csv"
     record = read_saved(record_path, lambda path: json.loads(path.read_text()))
@@ -139,11 +157,19 @@ def run_seed(cohort, family: str, profile: str, seed: int, data_dir: str | Path,
     record = {"run_id": run_id, "family": family, "profile": profile, "seed": seed, "dataset": dataset_label,
               "model": model_config, "train": asdict(train_config), "data_key": key["data"], "code": key["code"],
               "best_epoch": int(run.best_epoch), "best_dev": run.best_dev, "history": run.history.to_dict("list"),
-              "checkpoint": str(run.checkpoint) if run.checkpoint else None, "test": testing_scores(predictions)}
+              "checkpoint": str(run.checkpoint) if run.checkpoint else None, "test": testing_scores(predictions),
+              "process": _process_rank()}
     write_atomically(predictions_path, predictions.to_csv(index=False))
     write_atomically(record_path, json.dumps(record, indent=1, default=str))
     record["predictions"], record["reused"] = predictions, False
     return record
+
+
+def _process_rank() -> int:
+    """The rank of this process among those torchrun started (0 when alone): which one trained a run."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def read_saved(path: Path, read):
@@ -216,3 +242,116 @@ def save_variant(result: VariantResult, results_dir: str | Path) -> VariantResul
         result.predictions.to_csv(folder / f"{stem}.csv", index=False)
     result.path = folder / f"{stem}.json"
     return result
+
+
+def share_jobs(costs: Sequence[float], world: int) -> list[list[int]]:
+    """The jobs (by index into `costs`) each of `world` processes runs: the costliest first, each to the
+    process with the least work so far (the lower rank on a tie). Every process computes the same shares,
+    and their costs differ by at most one job's."""
+    if world < 1:
+        raise ValueError(f"world size must be at least 1, got {world}")
+    loads, shares = [0.0] * world, [[] for _ in range(world)]
+    for index in sorted(range(len(costs)), key=lambda job: (-costs[job], job)):
+        rank = min(range(world), key=lambda candidate: (loads[candidate], candidate))
+        shares[rank].append(index)
+        loads[rank] += costs[index]
+    return [sorted(share) for share in shares]
+
+
+def table_jobs(cohort, tables: Sequence[Table], profile: str, seeds: Sequence[int]) -> list[tuple[Row, int]]:
+    """Each distinct training run of the tables' rows and seeds, once, as (row, seed): rows that train the
+    same model (the full MDDR of Tables 1, 3, 4 and Figure 4) share their runs."""
+    jobs: dict[str, tuple[Row, int]] = {}
+    for table in tables:
+        for row in table.rows:
+            for seed in seeds:
+                run_id = _run_identity(cohort, row.family, profile, int(seed), row.model_overrides,
+                                       row.train_overrides)[0]
+                jobs.setdefault(run_id, (row, int(seed)))
+    return list(jobs.values())
+
+
+def run_table(cohort, table: Table, profile: str, seeds: Sequence[int], data_dir: str | Path,
+              results_dir: str | Path, dataset_label: str = "", progress: bool = True) -> list[VariantResult] | None:
+    """A table's rows (`rows.TABLES`) by the protocol, each for every seed; under torchrun, shared out as
+    `run_tables` does (then None on every rank but 0)."""
+    results = run_tables(cohort, [table], profile, seeds, data_dir, results_dir, dataset_label, progress)
+    return None if results is None else results[table.key]
+
+
+def run_tables(cohort, tables: Sequence[Table], profile: str, seeds: Sequence[int], data_dir: str | Path,
+               results_dir: str | Path, dataset_label: str = "", progress: bool = True
+               ) -> dict[str, list[VariantResult]] | None:
+    """Every row of `tables`, by the protocol, for each seed: {table key: its rows' results}.
+
+    In one process the rows run in turn (`run_variant`). Under torchrun (WORLD_SIZE > 1), every
+    process loads the same cohort, then trains its share (`share_jobs`) of the tables' distinct
+    runs (`table_jobs`) into `results_dir/runs`, which must be one folder all of them see; after
+    all have finished, rank 0 assembles every row from the saved runs and returns the results,
+    the other ranks return None.
+    """
+    seeds = [int(seed) for seed in seeds]
+    cohort = cohort.in_memory()
+    rank, world, started_group = distributed.setup()
+    try:
+        if world > 1:
+            written = _train_share(cohort, tables, profile, seeds, data_dir, results_dir, dataset_label, rank, world,
+                                   progress)
+            everyone_written = distributed.gather(written, world)
+            distributed.barrier(world)
+            if rank != 0:
+                return None
+            _check_shared(results_dir, everyone_written)
+        results = {}
+        for table in tables:
+            rows = tqdm(table.rows, desc=f"{table.label} rows", **training.progress_options(progress))
+            results[table.key] = [run_variant(cohort, row.name, profile, seeds, data_dir, results_dir,
+                                              row.model_overrides, row.train_overrides, dataset_label, row.family,
+                                              progress) for row in rows]
+        return results
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train_share(cohort, tables: Sequence[Table], profile: str, seeds: list[int], data_dir: str | Path,
+                 results_dir: str | Path, dataset_label: str, rank: int, world: int, progress: bool) -> list[str]:
+    """This process's share of the tables' runs, trained or read back; prints how many of each; the run ids."""
+    # On several machines each runs its own command line: every process must split the same jobs.
+    identity = {"data": training.cohort_key(cohort), "code": versioning.code_digest(), "profile": profile,
+                "seeds": seeds, "tables": [table.key for table in tables]}
+    identities = distributed.gather(identity, world)
+    if any(other != identity for other in identities):
+        listed = "; ".join(f"rank {other}: {json.dumps(each)}" for other, each in enumerate(identities))
+        raise ValueError(f"the processes do not have the same cohort, code, profile, seeds and tables, so they "
+                         f"cannot share the runs out: {listed}. Give every process the same data, mddr_utils and "
+                         "command line")
+    # The runs keep TrainConfig.device "auto" (so a one-process run reads them back): CUDA's current
+    # device, set here to this process's GPU, is what "auto" then picks.
+    distributed.process_device("auto", world)
+    jobs = table_jobs(cohort, tables, profile, seeds)
+    share = share_jobs([row.cost for row, _ in jobs], world)[rank]
+    counts, written = Counter(), []
+    for index in tqdm(share, desc=f"runs of rank {rank}", **training.progress_options(progress and rank == 0)):
+        row, seed = jobs[index]
+        record = run_seed(cohort, row.family, profile, seed, data_dir, results_dir, row.model_overrides,
+                          row.train_overrides, dataset_label, progress=False)
+        counts["reused" if record["reused"] else "trained"] += 1
+        written.append(record["run_id"])
+    print(f"rank {rank} of {world}: {counts['trained']} runs trained, {counts['reused']} read back "
+          f"({len(share)} of the tables' {len(jobs)})", flush=True)
+    return written
+
+
+def _check_shared(results_dir: str | Path, written: list[list[str]]) -> None:
+    """Refuse to assemble the tables when runs another rank saved are not in this rank's `results_dir`."""
+    folder = Path(results_dir) / "runs"
+    missing = {rank: [run_id for run_id in run_ids if not (folder / f"{run_id}.json").is_file()]
+               for rank, run_ids in enumerate(written)}
+    missing = {rank: run_ids for rank, run_ids in missing.items() if run_ids}
+    if missing:
+        listed = "; ".join(f"rank {rank}: {', '.join(run_ids)}" for rank, run_ids in missing.items())
+        raise FileNotFoundError(f"{folder}: runs the other processes saved are not here ({listed}); results_dir must "
+                                "be one folder every process sees, at the same path (a shared file system)")

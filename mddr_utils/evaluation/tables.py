@@ -19,9 +19,18 @@ if TYPE_CHECKING:
     from .runs import VariantResult
 
 
-def data_label(dataset: str) -> str:
-    """A short name of the data for a column header: AVEC by name, anything else marked synthetic."""
-    return dataset.upper() if dataset.startswith("avec") else f"{dataset} cohort (synthetic)"
+DATA_NAMES = {"avec2013": "AVEC2013", "avec2014": "AVEC2014", "daicwoz": "DAIC-WOZ", "edaic": "E-DAIC"}
+"""The licensed corpora by their published names."""
+
+
+def data_label(dataset: str, data_root=None) -> str:
+    """A short name of the data for a column header: a licensed corpus by name (a DAIC dataset without a
+    `data_root` is the book's synthetic tree), anything else marked synthetic."""
+    if dataset.startswith("avec") or (dataset in DATA_NAMES and data_root is not None):
+        return DATA_NAMES.get(dataset, dataset.upper())
+    if dataset in DATA_NAMES:
+        return f"synthetic {DATA_NAMES[dataset]} tree"
+    return f"{dataset} cohort (synthetic)"
 
 
 def table_stem(name: str, dataset: str, profile: str) -> str:

@@ -46,7 +46,7 @@ from ..progress import progress_options
 from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder, hub_revision
 from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
 from ..data.container import left_out_table
-from . import distributed
+from .. import distributed
 from .faces import FaceCropper, NoFaceError
 from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
 from .video import check_audio_matches_video, frame_layout, load_audio, sample_frames
@@ -518,7 +518,7 @@ def update_cache(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionC
         previous, repaired = distributed.gather((previous, repaired), world)[0]
         failed_before = {entry.get("video_id") for entry in previous.get("videos", [])
                          if isinstance(entry, dict) and entry.get("failed")}
-        tools = _Extractors(config, distributed.extraction_device(config.device, world), rank)
+        tools = _Extractors(config, distributed.process_device(config.device, world), rank)
         jobs, reasons, unplanned, first_error = _plan(table, cache, config, settings, hashes, tools, failed_before,
                                                       repaired, modalities)
         if rank == 0:
@@ -590,8 +590,9 @@ def _write_manifest(cache: FeatureCache, table: pd.DataFrame, config: Extraction
                           "files": cache.file_stamps(entry["video_id"] for entry in videos)})
 
 
-def assemble_video(cache: FeatureCache, row: pd.Series) -> VideoFeatures:
-    """One video's VideoFeatures from its three cache files and its table row (label, subject, ...)."""
+def assemble_video(cache: FeatureCache, row: pd.Series, scale: str = "BDI-II") -> VideoFeatures:
+    """One video's VideoFeatures from its three cache files and its table row (label, subject, ...), its
+    label on `scale`; audio frames marked unusable where the audio file holds `audio_valid` (DAIC)."""
     video_id = row["video_id"]
     visual, _ = cache.read("visual", video_id)
     head, _ = cache.read("head", video_id)
@@ -601,7 +602,8 @@ def assemble_video(cache: FeatureCache, row: pd.Series) -> VideoFeatures:
     return VideoFeatures(video_id=video_id, visual=visual["visual"], head=head["head"], times=visual["times"],
                          audio=audio["audio"], label=float(row["label"]), subject=str(row["subject"]),
                          task=str(row["task"]), split=str(row["split"]), visual_valid=visual["visual_valid"],
-                         head_valid=head["head_valid"], audio_rate=AUDIO_RATE_HZ)
+                         head_valid=head["head_valid"], audio_rate=AUDIO_RATE_HZ, scale=scale,
+                         audio_valid=audio.get("audio_valid"))
 
 
 def load_feature_cohort(cache_dir: str | Path, config: ExtractionConfig | None = None) -> Cohort:

@@ -1,6 +1,7 @@
-"""Feature extraction over several processes, GPUs or machines (torchrun; any launcher that sets
-WORLD_SIZE and RANK): each process learns its rank, the processes exchange short reports over gloo
-(no fast interconnect needed), and each rank uses the GPU of its LOCAL_RANK."""
+"""Work spread over several processes, GPUs or machines (torchrun; any launcher that sets WORLD_SIZE
+and RANK): feature extraction (`features.pipeline`) and a table's training runs (`evaluation.runs`).
+Each process learns its rank, the processes exchange short reports over gloo (no fast interconnect
+needed), and each rank uses the GPU of its LOCAL_RANK."""
 from __future__ import annotations
 
 import datetime
@@ -8,7 +9,7 @@ import os
 
 import torch
 
-from ..device import pick_device
+from .device import pick_device
 
 
 def setup() -> tuple[int, int, bool]:
@@ -42,10 +43,16 @@ def barrier(world: int) -> None:
         dist.barrier()
 
 
-def extraction_device(preference: str, world: int) -> torch.device:
+def process_device(preference: str, world: int) -> torch.device:
+    """The device `preference` picks; under several processes with CUDA, the GPU of this one's LOCAL_RANK."""
     device = pick_device(preference)
     if device.type == "cuda" and world > 1:
         # Without set_device every rank would open its CUDA context (and allocate) on GPU 0.
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"process with LOCAL_RANK {local_rank} has no GPU of its own: this machine has "
+                               f"{torch.cuda.device_count()}; start at most that many processes per machine "
+                               "(torchrun --nproc_per_node)")
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return device

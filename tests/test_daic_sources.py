@@ -1,0 +1,222 @@
+"""DAIC-WOZ and E-DAIC through `sources.load_cohort`: both layouts, the PHQ-8 scale end to end, the
+participant-speech audio mask, the feature cache (reuse, changes, repair), failures and data_root."""
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import HubertConfig, HubertModel
+
+from mddr_utils import sources
+from mddr_utils.data.daic_synthetic import write_daicwoz_tree, write_edaic_tree, write_label_file
+from mddr_utils.evaluation import runs
+from mddr_utils.features import daic as daic_features
+from mddr_utils.features.acoustic import HUBERT_LARGE
+from mddr_utils.features.cache import CacheRepairWarning
+from mddr_utils.features.pipeline import VideoLeftOutWarning
+
+SESSIONS = {"Training": {303: 3, 318: 14, 601: 21}, "Development": {305: 8, 602: 17},
+            "Testing": {610: 2, 611: 23}}
+DAICWOZ_SESSIONS = {"Training": {303: 3, 318: 14, 321: 21}, "Development": {305: 8, 306: 17},
+                    "Testing": {310: 2, 311: 23}}
+SECONDS = 3.0
+WRITERS = {"edaic": (write_edaic_tree, SESSIONS), "daicwoz": (write_daicwoz_tree, DAICWOZ_SESSIONS)}
+
+
+def frames_in(intervals, num_frames, rate=50.0):
+    """Frame k counts when its centre (k + 1/2) / rate lies in an interval, written out frame by frame."""
+    return np.array([any(start <= (k + 0.5) / rate < stop for start, stop in intervals) for k in range(num_frames)])
+
+
+@pytest.fixture(scope="module")
+def tiny_hubert(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hubert") / "hubert-tiny"
+    torch.manual_seed(0)
+    HubertModel(HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                             conv_dim=(8,) * 7, feat_extract_norm="layer", do_stable_layer_norm=True,
+                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    """Both corpora's trees, written once; tests copy the one they change."""
+    made = {}
+    for dataset, (write, sessions) in WRITERS.items():
+        root = tmp_path_factory.mktemp(dataset)
+        made[dataset] = (root, write(root, sessions, seconds=SECONDS))
+    return made
+
+
+@pytest.fixture
+def corpus(request, trees, tmp_path):
+    dataset = request.param
+    root, planted = trees[dataset]
+    return dataset, Path(shutil.copytree(root, tmp_path / dataset)), planted
+
+
+def load(dataset, root, data_dir, hubert, **extraction):
+    return sources.load_cohort(dataset, "smoke", data_dir, data_root=root, progress=False,
+                               extraction={"hubert": hubert, "offline": True, **extraction})
+
+
+def cache_files(data_dir, dataset) -> dict[str, int]:
+    folder = sources.feature_cache_dir(dataset, data_dir, data_root="given")
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("corpus", ["edaic", "daicwoz"], indirect=True)
+def test_both_layouts_give_phq8_cohorts_with_the_participants_speech(corpus, tmp_path, tiny_hubert):
+    dataset, root, planted = corpus
+    cohort = load(dataset, root, tmp_path / "data", tiny_hubert)
+    assert cohort.scale == "PHQ-8" and len(cohort.left_out) == 0
+    assert cohort.origin == str(root.absolute())
+    sessions = WRITERS[dataset][1]
+    assert cohort.table["label"].tolist() == [label for split in sessions.values() for label in split.values()]
+    for position in range(len(cohort)):
+        video = cohort[position]
+        record = planted[video.subject]
+        assert (video.scale, video.label, video.split) == ("PHQ-8", record["label"], record["split"])
+        assert video.visual.shape[1] == (2048 if dataset == "edaic" else 20) and video.head.shape[1] == 12
+        assert video.audio.shape == (int(SECONDS * 50) - 1, 16), "HuBERT: 50 frames a second, the tiny model's 16 dims"
+        np.testing.assert_array_equal(video.audio_valid, frames_in(record["speech"], len(video.audio)))
+        assert 0 < video.audio_valid.sum() < len(video.audio)
+
+
+def test_the_label_scale_reaches_the_model_and_the_testing_scores(trees, tmp_path, tiny_hubert):
+    root, _ = trees["edaic"]
+    cohort = load("edaic", root, tmp_path / "data", tiny_hubert)
+    result = runs.run_variant(cohort, "MDDR", "smoke", [0], tmp_path / "data", tmp_path / "results",
+                              model_overrides={"label_scale": cohort.scale}, dataset_label="E-DAIC test tree",
+                              progress=False)
+    assert result.model["label_scale"] == "PHQ-8"
+    predictions = result.predictions
+    assert sorted(predictions["video_id"]) == ["610_Interview", "611_Interview"]
+    assert predictions["label"].tolist() == [2.0, 23.0] and predictions["pred"].between(0, 24).all()
+
+
+def test_a_rerun_reuses_every_file_and_loads_no_model(trees, tmp_path, tiny_hubert, monkeypatch, capsys):
+    root, _ = trees["daicwoz"]
+    first = load("daicwoz", root, tmp_path / "data", tiny_hubert)
+    written = cache_files(tmp_path / "data", "daicwoz")
+    assert len(written) == 3 * len(first) + 1, "three modality files per session and the manifest"
+    capsys.readouterr()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded although every feature file is current")
+
+    monkeypatch.setattr(daic_features, "HubertEncoder", no_model)
+    again = load("daicwoz", root, tmp_path / "data", tiny_hubert)
+    assert cache_files(tmp_path / "data", "daicwoz") == written
+    assert "extracting" not in capsys.readouterr().out
+    assert again.fingerprint == first.fingerprint
+    np.testing.assert_array_equal(again[0].audio, first[0].audio)
+
+
+@pytest.mark.parametrize("corpus", ["daicwoz"], indirect=True)
+def test_a_changed_setting_or_file_re_extracts_only_what_depends_on_it(corpus, tmp_path, tiny_hubert, capsys):
+    dataset, root, _ = corpus
+    data = tmp_path / "data"
+    load(dataset, root, data, tiny_hubert)
+    before = cache_files(data, dataset)
+    load(dataset, root, data, tiny_hubert, hubert_layer=1)
+    after = cache_files(data, dataset)
+    changed = {name.split("/")[0] for name in before if name != "manifest.json" and before[name] != after[name]}
+    assert changed == {"audio"}
+    assert "7 settings changed" in capsys.readouterr().out
+
+    transcript = root / "305_P" / "305_TRANSCRIPT.csv"
+    transcript.write_text(transcript.read_text() + "2.500\t2.900\tParticipant\tone more\n")
+    cohort = load(dataset, root, data, tiny_hubert, hubert_layer=1)
+    assert "6 of 7 sessions current, extracting 1 (1 input file changed)" in capsys.readouterr().out
+    newer = cache_files(data, dataset)
+    assert [name for name in after if name != "manifest.json" and after[name] != newer[name]] == \
+        ["audio/305_Interview.npz"]
+    video = cohort[cohort.table.index[cohort.table["video_id"] == "305_Interview"][0]]
+    assert video.audio_valid[int(2.5 * 50):int(2.9 * 50)].all()
+
+    labels = root / "dev_split_Depression_AVEC2017.csv"
+    labels.write_text(labels.read_text().replace("\n305,0,8,", "\n305,1,12,"))
+    relabelled = load(dataset, root, data, tiny_hubert, hubert_layer=1)
+    assert relabelled.table.set_index("video_id").at["305_Interview", "label"] == 12, "labels are read on every call"
+    features = {name: stamp for name, stamp in cache_files(data, dataset).items() if name != "manifest.json"}
+    assert features == {name: stamp for name, stamp in newer.items() if name != "manifest.json"}
+    assert relabelled.fingerprint != cohort.fingerprint
+
+
+def test_a_damaged_cache_file_is_set_aside_and_made_again(trees, tmp_path, tiny_hubert):
+    root, _ = trees["edaic"]
+    data = tmp_path / "data"
+    first = load("edaic", root, data, tiny_hubert)
+    damaged = sources.feature_cache_dir("edaic", data, root) / "audio" / "303_Interview.npz"
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    with pytest.warns(CacheRepairWarning, match="303_Interview.npz: damaged cache file"):
+        again = load("edaic", root, data, tiny_hubert)
+    assert damaged.with_name(damaged.name + ".corrupt").exists()
+    np.testing.assert_array_equal(again[0].audio, first[0].audio)
+
+
+@pytest.mark.parametrize("corpus", ["edaic"], indirect=True)
+def test_a_broken_session_is_left_out_with_its_folder_and_retried(corpus, tmp_path, tiny_hubert, capsys):
+    dataset, root, _ = corpus
+    data = tmp_path / "data"
+    resnet = root / "318_P" / "features" / "318_CNN_ResNet.mat"
+    intact = resnet.read_bytes()
+    resnet.write_bytes(b"not a MATLAB file")
+    with pytest.warns(VideoLeftOutWarning, match=r"318_P: session left out.*318_CNN_ResNet.mat"):
+        cohort = load(dataset, root, data, tiny_hubert)
+    assert "318_Interview" not in set(cohort.table["video_id"]) and len(cohort) == 6
+    assert cohort.left_out["video_id"].tolist() == ["318_Interview"]
+    assert cohort.left_out["file"].tolist() == [str(root / "318_P")]
+    manifest = json.loads((sources.feature_cache_dir(dataset, data, root) / "manifest.json").read_text())
+    assert [entry["video_id"] for entry in manifest["videos"] if entry.get("failed")] == ["318_Interview"]
+    capsys.readouterr()
+    resnet.write_bytes(intact)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoLeftOutWarning)
+        repaired = load(dataset, root, data, tiny_hubert)
+    assert len(repaired) == 7 and len(repaired.left_out) == 0
+    assert "extracting 1 (1 failed before)" in capsys.readouterr().out
+
+
+def test_a_missing_or_empty_data_root_is_named(tmp_path):
+    absent = tmp_path / "E-DAIC"
+    with pytest.raises(FileNotFoundError, match=f"edaic: data_root '{absent}' is not a folder.*DAIC-WOZ and E-DAIC"):
+        sources.load_cohort("edaic", "smoke", tmp_path / "data", data_root=absent)
+    absent.mkdir()
+    with pytest.raises(FileNotFoundError, match=f"daicwoz: data_root '{absent}' is an empty folder"):
+        sources.load_cohort("daicwoz", "smoke", tmp_path / "data", data_root=absent)
+
+
+def test_without_data_root_the_synthetic_tree_is_written_kept_apart_and_captioned(tmp_path, tiny_hubert):
+    data = tmp_path / "data"
+    cohort = sources.load_cohort("daicwoz", "smoke", data, progress=False, extraction={"hubert": tiny_hubert})
+    assert cohort.scale == "PHQ-8" and set(cohort.table["split"]) == {"Training", "Development", "Testing"}
+    assert cohort.origin == str(data / "daicwoz_synthetic")
+    assert (data / "features" / "daicwoz-synthetic" / "manifest.json").is_file()
+    assert not (data / "features" / "daicwoz").exists(), "a licensed copy's cache is never the synthetic one's"
+    assert sources.recorded_extraction("daicwoz", data)["hubert"] == tiny_hubert
+    assert sources.recorded_extraction("daicwoz", data, data_root="/data/DAIC-WOZ") == {}
+    assert "synthetic, not DAIC-WOZ" in sources.describe_source("daicwoz", "smoke")
+    assert sources.describe_source("edaic", "paper", "/data/E-DAIC") == "E-DAIC (profile paper)"
+
+
+def test_daic_feature_settings_default_by_data_and_set_aside_the_video_ones():
+    synthetic = sources.extraction_config("edaic", visual_weights="affectnet", head_source="openface")
+    assert (synthetic.hubert, synthetic.offline, synthetic.keep, synthetic.every) == ("random", True, 4, 100)
+    assert (synthetic.visual_weights, synthetic.head_source) == ("none", "builtin")
+    licensed = sources.extraction_config("daicwoz", data_root="/data/DAIC-WOZ", hubert_layer=12, hubert=None)
+    assert (licensed.hubert, licensed.offline, licensed.hubert_layer) == (HUBERT_LARGE, False, 12)
+    with pytest.raises(ValueError, match="ships no video"):
+        sources.load_with_visual_weights("edaic", "smoke", "data", None, 0, "imagenet")
+
+
+def test_a_label_file_with_a_score_off_the_phq8_scale_is_named(trees, tmp_path, tiny_hubert):
+    root = Path(shutil.copytree(trees["edaic"][0], tmp_path / "edaic"))
+    write_label_file(root / "labels" / "dev_split.csv", ("Participant_ID", "Gender", "PHQ_Binary", "PHQ_Score"),
+                     [(305, "male", 0, 8), (602, "female", 1, 31)])
+    with pytest.raises(ValueError, match=r"dev_split.csv, participant 602.*label '31' is outside the PHQ-8 range"):
+        load("edaic", root, tmp_path / "data", tiny_hubert)

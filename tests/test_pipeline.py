@@ -268,6 +268,41 @@ def test_the_feature_chapters_figures_draw_stored_modalities(extracted):
     assert project(extracted[0][0].audio).shape == (len(extracted[0][0].audio), 1) and 0 < explained[0] <= 1
 
 
+def test_prefetched_keeps_order_raises_the_producers_error_and_stops_with_the_consumer():
+    assert list(pipeline.prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise EOFError("truncated.mp4: container cut short")
+
+    with pytest.raises(EOFError, match="truncated.mp4"):
+        list(pipeline.prefetched(failing()))
+    produced, closed = [], []
+
+    def endless():
+        try:
+            for number in range(10_000):
+                produced.append(number)
+                yield number
+        finally:
+            closed.append(True)
+
+    for number in pipeline.prefetched(endless(), depth=2):
+        if number == 3:
+            break
+    assert closed == [True] and len(produced) <= 3 + 1 + 2 + 1  # consumed, in flight, queued, blocked
+
+
+def test_frame_batches_cover_every_sampled_frame_once(inputs):
+    path = inputs["index"]["video_path"].iloc[0]
+    config = tiny_config(inputs, frame_batch_size=3)
+    batches = list(pipeline.frame_batches(path, config))
+    sampled = list(sample_frames(path, keep=4, every=20))
+    assert [len(batch.frames) for batch in batches[:-1]] == [3] * (len(batches) - 1)
+    assert [index for batch in batches for index in batch.indices] == [index for index, _, _ in sampled]
+    assert all(batch.crops is None for batch in batches)
+
+
 def assert_fails_cleanly(index, cache_dir, config, *fragments, cause=None):
     """Extraction raises naming every fragment, and nothing of the failing videos is in the cache."""
     with pytest.raises(ExtractionError) as caught:

@@ -264,3 +264,15 @@ def test_a_cross_validation_run_depends_on_its_seed_not_on_what_ran_before(cohor
                                              tmp_path / f"results{attempt}", progress=False)
         scores.append(cv[["mae", "rmse"]].to_numpy())
     np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_runs_and_cross_validation_train_on_the_cohorts_label_scale():
+    """A PHQ-8 cohort (DAIC) trains with PHQ-8's clamp and DRLoss bands unless the row names a scale."""
+    table = pd.DataFrame({"video_id": ["a", "b"], "subject": ["1", "2"], "split": ["Training", "Development"],
+                          "label": [3.0, 12.0]})
+    phq = Cohort(table, lambda row: make_video(f"{row['video_id']}_1", steps=3, label=row["label"]), scale="PHQ-8")
+    assert runs._configs(runs.MDDR_FAMILY, phq, "smoke", 0, None, None)[0]["label_scale"] == "PHQ-8"
+    assert runs._configs(runs.MDDR_FAMILY, phq, "smoke", 0, {"label_scale": "BDI-II"}, None)[0]["label_scale"] == "BDI-II"
+    bdi = Cohort(table, phq.loader)
+    assert runs._configs(runs.MDDR_FAMILY, bdi, "smoke", 0, None, None)[0]["label_scale"] == "BDI-II"
+    assert training.cohort_model_overrides(phq, {"use_sea": False}) == {"label_scale": "PHQ-8", "use_sea": False}

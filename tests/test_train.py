@@ -4,7 +4,7 @@ import pytest
 
 from mddr_utils.model import MDDR
 from mddr_utils.train import (TrainConfig, fit, load_checkpoint, predict, profile_configs, random_crop, run_model,
-                              score, train_or_load)
+                              score)
 from mddr_utils import sources
 
 from conftest import make_video

@@ -65,7 +65,9 @@ def _cross_validation_run(cohort, kept: list[str], held: list[str], profile: str
                           train_overrides: dict, model_overrides: dict | None) -> dict:
     train, held_out = cohort.subset(video_ids=kept), cohort.subset(video_ids=held)
     dims = training.feature_dims(train[0])
-    model_config, config = training.profile_configs(profile, dims, model_overrides, {"seed": seed, **train_overrides})
+    model_config, config = training.profile_configs(profile, dims,
+                                                    training.cohort_model_overrides(cohort, model_overrides),
+                                                    {"seed": seed, **train_overrides})
     key = {"model": model_config.to_dict(), "train": asdict(config), "data": training.cohort_key(cohort),
            "code": versioning.code_digest(), "kept": sorted(kept), "held": sorted(held)}
     path = Path(results_dir) / "runs" / f"cv_{profile}_{versioning.digest(key)}.json"

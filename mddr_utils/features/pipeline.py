@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
+from queue import Full, Queue
 
 import numpy as np
 import pandas as pd
@@ -47,7 +49,7 @@ from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder, 
 from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
 from ..data.container import left_out_table
 from .. import distributed
-from .faces import FaceCropper, NoFaceError
+from .faces import FaceCropper, FaceCrops, NoFaceError
 from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
 from .video import check_audio_matches_video, frame_layout, load_audio, sample_frames
 from .visual import KEY_MAPS, VISUAL_DIM, VISUAL_WEIGHTS, Preprocessing, VisualEncoder, file_sha256
@@ -152,6 +154,12 @@ class ExtractionConfig:
             raise ValueError(f"dataset must be one of {sorted(sampling)}, got {dataset!r}")
         return cls(**{**sampling[dataset], **overrides})
 
+    def face_cropper(self, device: str | torch.device = "cpu") -> FaceCropper:
+        """The face detector and cropper these settings describe."""
+        return FaceCropper(crop_size=self.crop_size, margin=self.face_margin, detect_max_side=self.face_detect_max_side,
+                           min_face_fraction=self.face_min_fraction, min_confidence=self.face_min_confidence,
+                           device=device)
+
     def modality_settings(self) -> dict[str, dict]:
         """What each modality's features depend on, including the identity of the weights."""
         # Frame times are read from each frame's timestamp; caches from the earlier index / fps
@@ -244,9 +252,7 @@ class _Extractors:
     @cached_property
     def cropper(self) -> FaceCropper:
         c = self.config
-        return FaceCropper(crop_size=c.crop_size, margin=c.face_margin, detect_max_side=c.face_detect_max_side,
-                           min_face_fraction=c.face_min_fraction, min_confidence=c.face_min_confidence,
-                           device=self.device)
+        return c.face_cropper(self.device)
 
     @cached_property
     def visual(self) -> VisualEncoder:
@@ -342,37 +348,28 @@ class _VideoJob:
         self.results[modality] = (arrays, extractor, weights, summary)
 
     def _frames(self, visual: bool, head: bool) -> dict:
-        c = self.config
-        indices, times, batch = [], [], []
+        indices, times = [], []
         parts = {"visual": [], "found": [], "boxes": [], "scores": [], "head": [], "head_valid": []}
-
-        def flush():
-            if not batch:
-                return
+        frame_size = None
+        # Decoding and face detection run a batch ahead, in a background thread, while the networks
+        # (ResNet-50, the head estimator) work on the batch before: on a GPU the CPU side keeps it busy,
+        # and on a CPU PyAV's decoding (which releases the GIL) overlaps the networks.
+        for part in prefetched(frame_batches(self.video_path, self.config, self.tools.cropper if visual else None)):
+            indices += part.indices
+            times += part.times
+            frame_size = part.frames[0].shape[:2]
             if visual:
-                crops = self.tools.cropper(batch)
-                features = np.zeros((len(batch), VISUAL_DIM), dtype=np.float32)
-                if crops.found.any():
-                    features[crops.found] = self.tools.visual.encode(crops.crops[crops.found])
+                features = np.zeros((len(part.frames), VISUAL_DIM), dtype=np.float32)
+                if part.crops.found.any():
+                    features[part.crops.found] = self.tools.visual.encode(part.crops.crops[part.crops.found])
                 parts["visual"].append(features)
-                parts["found"].append(crops.found)
-                parts["boxes"].append(crops.boxes)
-                parts["scores"].append(crops.scores)
+                parts["found"].append(part.crops.found)
+                parts["boxes"].append(part.crops.boxes)
+                parts["scores"].append(part.crops.scores)
             if head:
-                values, valid = self.tools.head(batch)
+                values, valid = self.tools.head(part.frames)
                 parts["head"].append(values)
                 parts["head_valid"].append(valid)
-            batch.clear()
-
-        frame_size = None
-        for frame_index, seconds, rgb in sample_frames(self.video_path, keep=c.keep, every=c.every):
-            indices.append(frame_index)
-            times.append(seconds)
-            batch.append(rgb)
-            frame_size = rgb.shape[:2]
-            if len(batch) == c.frame_batch_size:
-                flush()
-        flush()
         if not indices:
             raise ValueError(f"{self.video_path}: no frames could be decoded")
         sampled = {"frame_index": np.asarray(indices, dtype=np.int64), "times": np.asarray(times, dtype=np.float64)}
@@ -419,6 +416,77 @@ class _VideoJob:
         self._keep("audio", {"audio": features, "num_samples": np.int64(len(waveform))},
                    extractor="hubert(transformers)", weights=self.tools.hubert.source_id,
                    summary={"frames": len(features), "seconds": round(len(waveform) / SAMPLE_RATE, 3)})
+
+
+@dataclass
+class FrameBatch:
+    """Consecutive sampled frames of a video: their indices, times (s), RGB pixels and, when faces were
+    looked for, the crops (`FaceCrops`)."""
+
+    indices: list[int]
+    times: list[float]
+    frames: list[np.ndarray]
+    crops: FaceCrops | None = None
+
+
+def frame_batches(video_path: str | Path, config: ExtractionConfig,
+                  cropper: FaceCropper | None = None) -> Iterator[FrameBatch]:
+    """The frames `config` samples from a video, in batches of `config.frame_batch_size`, each with its
+    faces found and cropped by `cropper` when one is given."""
+    batch = FrameBatch([], [], [])
+    for frame_index, seconds, rgb in sample_frames(video_path, keep=config.keep, every=config.every):
+        batch.indices.append(frame_index)
+        batch.times.append(seconds)
+        batch.frames.append(rgb)
+        if len(batch.frames) == config.frame_batch_size:
+            yield replace(batch, crops=cropper(batch.frames) if cropper is not None else None)
+            batch = FrameBatch([], [], [])
+    if batch.frames:
+        yield replace(batch, crops=cropper(batch.frames) if cropper is not None else None)
+
+
+def prefetched(items: Iterable, depth: int = 2) -> Iterator:
+    """The items of `items` in order, produced by a background thread up to `depth` ahead of the
+    consumer; an error raised while producing is raised here, and a consumer that stops early stops
+    the producer."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(message) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(message, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(("item", item)):
+                    return
+            offer(("done", None))
+        except BaseException as error:
+            offer(("error", error))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="mddr-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "error":
+                raise value
+            if kind == "done":
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _describe_failure(row, error: BaseException) -> str:

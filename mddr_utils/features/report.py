@@ -2,15 +2,15 @@
 left out, and the first face crops of a video."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .cache import FeatureCache
-from .faces import FaceCropper, FaceCrops
-from .pipeline import ExtractionConfig, manifest_failures
-from .video import sample_frames
+from .faces import FaceCrops
+from .pipeline import ExtractionConfig, frame_batches, manifest_failures
 
 
 def failures_table(cache_dir: str | Path) -> pd.DataFrame:
@@ -37,13 +37,5 @@ def extraction_report(cache_dir: str | Path) -> pd.DataFrame:
 def face_crops_preview(video_path: str | Path, config: ExtractionConfig,
                        count: int = 8) -> tuple[np.ndarray, FaceCrops]:
     """(times [n], FaceCrops) of the first `count` sampled frames of a video, for figures."""
-    cropper = FaceCropper(crop_size=config.crop_size, margin=config.face_margin,
-                          detect_max_side=config.face_detect_max_side, min_face_fraction=config.face_min_fraction,
-                          min_confidence=config.face_min_confidence)
-    times, frames = [], []
-    for _, seconds, rgb in sample_frames(video_path, keep=config.keep, every=config.every):
-        times.append(seconds)
-        frames.append(rgb)
-        if len(frames) == count:
-            break
-    return np.asarray(times), cropper(frames)
+    first = next(frame_batches(video_path, replace(config, frame_batch_size=count), config.face_cropper()))
+    return np.asarray(first.times), first.crops

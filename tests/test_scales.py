@@ -84,3 +84,9 @@ def test_predict_names_categories_on_the_sidecars_scale():
         categories([1.0], {**phq, "category_edges": [5.5, 9.5, 14.5, 19.5]})
     with pytest.raises(CheckpointError, match="unknown label scale 'HAMD'"):
         categories([1.0], {**phq, "name": "HAMD"})
+
+
+def test_bands_list_the_integer_scores_of_each_category():
+    """BDI-II's bands as the paper gives them (section 4.2), PHQ-8's as Kroenke et al. define them."""
+    assert BDI_II.bands() == ["minimal 0-13", "mild 14-19", "moderate 20-28", "severe 29-63"]
+    assert PHQ_8.bands() == ["none 0-4", "mild 5-9", "moderate 10-14", "moderately severe 15-19", "severe 20-24"]

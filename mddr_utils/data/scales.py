@@ -59,6 +59,11 @@ class LabelScale:
         categories = np.digitize(np.asarray(scores, dtype=float), self.edges, right=False)
         return categories if np.ndim(categories) else int(categories)
 
+    def bands(self) -> list[str]:
+        """Each category with the integer scores it holds, e.g. "minimal 0-13"."""
+        bounds = [0, *np.ceil(self.edges).astype(int), self.maximum + 1]
+        return [f"{name} {low}-{high - 1}" for name, low, high in zip(self.category_names, bounds[:-1], bounds[1:])]
+
     def category_name(self, score: float) -> str:
         """The name of one score's category."""
         return self.category_names[self.category(float(score))]

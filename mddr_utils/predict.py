@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from . import __version__, sources, versioning
 from .data.container import VideoFeatures
-from .features.cache import settings_hash, utc_now
+from .features.cache import settings_hashes, utc_now
 from .features.pipeline import ExtractionConfig, VideoLeftOutWarning, extract_features
 from .data.scales import LabelScale, scale_by_name
 from .features.visual import file_sha256
@@ -169,7 +169,7 @@ def write_checkpoint(model: MDDR, out: str | Path, extraction: ExtractionConfig,
         "model": model.config.to_dict(),
         "training": training,
         "extraction": {"config": asdict(extraction), "settings": settings,
-                       "hashes": {modality: settings_hash(value) for modality, value in settings.items()}},
+                       "hashes": settings_hashes(settings)},
         "label_scale": scale_record(scale_by_name(model.config.label_scale)),
         "data": data,
         "software": {"mddr_utils": __version__, "code": versioning.code_digest(), "torch": torch.__version__},

@@ -16,7 +16,7 @@ from mddr_utils import sources
 from mddr_utils.data.demo_cohort import write_demo_video
 from mddr_utils.features import pipeline
 from mddr_utils.features.acoustic import hubert_frame_count
-from mddr_utils.features.cache import FeatureCache
+from mddr_utils.features.cache import FeatureCache, settings_hash
 from mddr_utils.features.faces import NoFaceError
 from mddr_utils.features.pipeline import ExtractionConfig, ExtractionError, extract_features, load_feature_cohort
 from mddr_utils.features.report import extraction_report
@@ -450,7 +450,7 @@ def test_hub_model_identity_carries_its_resolved_revision(tmp_path, monkeypatch)
         hub_revision.cache_clear()
         audio = ExtractionConfig(visual_weights="none", offline=True).modality_settings()["audio"]
         assert audio["hubert"] == f"hub:facebook/hubert-large-ll60k@{revision}"
-        hashes.append(pipeline.settings_hash(audio))
+        hashes.append(settings_hash(audio))
     hub_revision.cache_clear()
     assert hashes[0] != hashes[1]
 

@@ -70,6 +70,11 @@ def settings_hash(settings: dict) -> str:
     return digest(settings, length=16)
 
 
+def settings_hashes(settings: dict[str, dict]) -> dict[str, str]:
+    """`settings_hash` of each modality's settings: what a cache file's settings are checked against."""
+    return {modality: settings_hash(value) for modality, value in settings.items()}
+
+
 def file_identity(path: str | Path) -> dict:
     """Name, size, modification time and a SHA-256 of three 1 MiB samples of one file (module docstring)."""
     path = Path(path)

@@ -53,7 +53,7 @@ from ..data.scales import PHQ_8
 from ..device import autocast_dtype, pick_device
 from ..progress import progress_options
 from .acoustic import SAMPLE_RATE, HubertEncoder
-from .cache import FeatureCache, check_video_id, input_signature, settings_hash, utc_now
+from .cache import FeatureCache, check_video_id, input_signature, settings_hashes, utc_now
 from .pipeline import ExtractionConfig, ExtractionError, VideoLeftOutWarning, assemble_video
 from .video import load_audio
 
@@ -108,7 +108,7 @@ def extract_daic_features(index: pd.DataFrame, cache_dir: str | Path, config: Ex
         check_video_id(video_id)
     cache = FeatureCache(cache_dir)
     settings = daic_settings(config, corpus)
-    hashes = {modality: settings_hash(value) for modality, value in settings.items()}
+    hashes = settings_hashes(settings)
     previous = cache.read_manifest_or_none() or {}
     repaired = {video_id for video_id, _, _ in cache.repair(table["video_id"], previous.get("files"))}
     failed_before = {entry.get("video_id") for entry in previous.get("videos", [])

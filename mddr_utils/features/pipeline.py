@@ -46,7 +46,7 @@ from ..data.container import AUDIO_RATE_HZ, Cohort, VideoFeatures
 from ..device import autocast_dtype, pick_device
 from ..progress import progress_options
 from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder, hub_revision
-from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hash, utc_now
+from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hashes, utc_now
 from ..data.container import left_out_table
 from .. import distributed
 from .faces import FaceCropper, FaceCrops, NoFaceError
@@ -208,10 +208,6 @@ class ExtractionConfig:
                 digest.update(config_file.read_bytes())
             return f"folder:{folder.name}:{digest.hexdigest()[:16]}"
         return f"hub:{self.hubert}@{hub_revision(self.hubert, self.offline)}"
-
-
-def _settings_hashes(settings: dict[str, dict]) -> dict[str, str]:
-    return {modality: settings_hash(value) for modality, value in settings.items()}
 
 
 def _prepare_index(index: pd.DataFrame) -> pd.DataFrame:
@@ -574,7 +570,7 @@ def update_cache(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionC
     table = _prepare_index(index)
     cache = FeatureCache(cache_dir)
     settings = config.modality_settings()
-    hashes = _settings_hashes(settings)
+    hashes = settings_hashes(settings)
     rank, world, started_group = distributed.setup()
     try:
         if rank == 0:
@@ -685,7 +681,7 @@ def load_feature_cohort(cache_dir: str | Path, config: ExtractionConfig | None =
     if config is None:
         hashes = manifest["config_hashes"]
     else:
-        hashes = _settings_hashes(config.modality_settings())
+        hashes = settings_hashes(config.modality_settings())
     entries = [entry for entry in manifest["videos"] if not entry.get("failed")]
     table = pd.DataFrame(entries, columns=list(TABLE_COLUMNS))
     stale = [f"{video_id}/{modality} ({reason})" for video_id in table["video_id"] for modality in MODALITIES
@@ -757,7 +753,7 @@ def load_modality(cache_dir: str | Path, modality: str, config: ExtractionConfig
     cache = FeatureCache(cache_dir)
     manifest = cache.read_manifest()
     (modality,) = _check_modalities([modality])
-    wanted = (_settings_hashes(config.modality_settings()) if config is not None
+    wanted = (settings_hashes(config.modality_settings()) if config is not None
               else manifest["config_hashes"])[modality]
     entries = [entry for entry in manifest["videos"] if not entry.get("failed")
                and cache.is_current(modality, entry["video_id"], wanted)]

@@ -38,7 +38,8 @@ test: $(INSTALLED)
 	$(PYTEST) tests/book
 
 # The directions of Tables 1, 3 and 4 on demo-size training runs (tests/test_directions.py): 8 to 33
-# minutes on 2 cores, and not yet stable across CPUs (see that file), so on demand.
+# minutes on 2 cores, and not stable across CPUs (see that file), so on demand; `make test` checks
+# those that hold on short videos.
 directions: $(INSTALLED)
 	$(PYTEST) tests/test_directions.py --directions
 

@@ -7,7 +7,7 @@ The map, in the paper's order:
   indexing (`avec`); DAIC-WOZ and E-DAIC readers (`daic`) and label scales (`scales`, BDI-II and
   PHQ-8); the synthetic demo videos, planned in `demo_cohort`, drawn (`demo_face`), voiced
   (`demo_voice`) and encoded (`demo_video`); the feature-level simulation cohort (`simulation`);
-  synthetic DAIC trees (`daic_synthetic`).
+  synthetic DAIC trees (`daic_synthetic`), their sessions rendered and measured by the project (`daic_sessions`).
 - `features` (sections 3.2, 4.3): frames and audio (`video`), faces (`faces`), ResNet-50 (`visual`),
   HuBERT (`acoustic`), head pose and gaze (`head`), the feature cache (`cache`), the extraction
   (`pipeline`: all modalities, or one per feature chapter), its command line (`command_line`), and what the feature chapters show of it

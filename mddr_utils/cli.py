@@ -9,7 +9,8 @@ run a table's rows (the paper's sections 3.2, 4.3 and 5 as commands; see `mddr_u
     python -m mddr_utils predict new1.mp4 new2.mp4 --checkpoint model.safetensors --csv scores.csv --report report/
     torchrun --standalone --nproc_per_node 4 -m mddr_utils table --table 1 3 4 figure4 \\
         --dataset avec2014 --data-root AVEC2014 --profile paper --data-dir data --results-dir results
-        (or python -m mddr_utils table ... in one process)
+        (or python -m mddr_utils table ... in one process; add --packed DIR --workers N where the
+        features do not fit in memory, AVEC2013's: see mddr_utils.data.packed)
 
 Exit status:
     0  done (predict: at least one video was scored)
@@ -89,6 +90,7 @@ def command_parser(command: str) -> argparse.ArgumentParser:
                            help="seed of the training run (and of the demo cohort); --seed seeds random extraction "
                                 "weights")
         train.add_argument("--out", type=Path, required=True, help="the weights file, MODEL.safetensors")
+        _add_packing_flags(train)
         train.add_argument("--no-progress", action="store_true", help="no progress bars")
         _add_extraction_flags(train, "feature extraction (ExtractionConfig; default: the dataset's settings)")
         return train
@@ -108,6 +110,22 @@ def command_parser(command: str) -> argparse.ArgumentParser:
                                  "now lives, e.g. --affectnet-checkpoint; a change to feature values is refused)",
                           leave_out=("on_error",))
     return score
+
+
+def _add_packing_flags(parser: argparse.ArgumentParser) -> None:
+    """--packed, --packed-dtype and --workers: training from memory-mapped features, read by worker processes."""
+    from .data.packed import STORAGE_DTYPES
+
+    parser.add_argument("--packed", type=Path, default=None, metavar="DIR",
+                        help="pack the cohort's features into DIR (one memory-mapped .npy per array, reused while the "
+                             "cohort is unchanged) and train from there instead of from memory: for features larger "
+                             "than memory (AVEC2013's audio); the numbers and the saved runs are the same")
+    parser.add_argument("--packed-dtype", choices=STORAGE_DTYPES, default=None,
+                        help="how --packed stores the features: float32 (default; the same numbers) or float16 (half "
+                             "the disk and reading; the numbers change a little, see benchmarks/bench_packed.py)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="DataLoader worker processes reading the training batches (needs --packed; "
+                             "default 0: the main process); the numbers do not depend on it")
 
 
 def _table_parser() -> argparse.ArgumentParser:
@@ -139,6 +157,7 @@ def _table_parser() -> argparse.ArgumentParser:
                        help="which simulated people (or demo videos): the chapters' `seed` (default 0)")
     table.add_argument("--seeds", nargs="+", type=int, default=None,
                        help="training seeds (default: the profile's, smoke 1, demo 3, paper 5)")
+    _add_packing_flags(table)
     table.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_extraction_flags(table, "feature extraction (ExtractionConfig, as the chapters' `extraction`; default: the "
                                  "settings the feature chapters recorded in the cache, else the dataset's)")
@@ -154,13 +173,49 @@ def main(argv: list[str] | None = None) -> int:
         return command_line.main(argv[1:], prog="python -m mddr_utils extract")
     if not argv or argv[0] not in ("train", "predict", "table"):
         argument_parser().parse_args(argv)  # prints the help, or the usage error, and exits
-    arguments = command_parser(argv[0]).parse_args(argv[1:])
+    parser = command_parser(argv[0])
+    arguments = parser.parse_args(argv[1:])
+    if argv[0] in ("train", "table"):
+        _check_packing_flags(parser, arguments)
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         return {"train": _train, "predict": _predict, "table": _table}[argv[0]](arguments)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
+
+
+def _check_packing_flags(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
+    """--workers and --packed-dtype only go with --packed: an unpacked cohort is kept in one process's memory."""
+    if arguments.workers < 0:
+        parser.error(f"--workers must be 0 or more, got {arguments.workers}")
+    if arguments.packed is None:
+        for flag, given in (("--workers", arguments.workers > 0), ("--packed-dtype", arguments.packed_dtype)):
+            if given:
+                parser.error(f"{flag} needs --packed DIR: without it the cohort is kept in the memory of one process")
+    arguments.packed_dtype = arguments.packed_dtype or "float32"
+
+
+def _packed_cohort(cohort, folder: Path, dtype: str, rank: int, world: int, progress: bool):
+    """The cohort packed into `folder` (`data.packed.pack_cohort`); under torchrun rank 0 packs, the others
+    then find the folder current."""
+    from . import distributed
+    from .data.packed import pack_cohort
+
+    if rank == 0:
+        packed = pack_cohort(cohort, folder, dtype, progress)
+    distributed.barrier(world)
+    return packed if rank == 0 else pack_cohort(cohort, folder, dtype, progress=False)
+
+
+def _with_workers(table, workers: int):
+    """The table with each row's training read by `workers` worker processes (which leave the numbers as they are)."""
+    from dataclasses import replace
+
+    if not workers:
+        return table
+    return replace(table, rows=tuple(replace(row, train_overrides={**(row.train_overrides or {}), "workers": workers})
+                                     for row in table.rows))
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -171,7 +226,8 @@ def _train(arguments: argparse.Namespace) -> int:
     try:
         trained = train_checkpoint(arguments.out, arguments.dataset, arguments.profile, arguments.data_dir,
                                    arguments.data_root, arguments.train_seed, extraction_overrides(arguments),
-                                   progress=not arguments.no_progress)
+                                   progress=not arguments.no_progress, packed=arguments.packed,
+                                   packed_dtype=arguments.packed_dtype, workers=arguments.workers)
     except ExtractionError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOTHING_SCORED
@@ -225,8 +281,10 @@ def _table(arguments: argparse.Namespace) -> int:
         except ExtractionError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_NOTHING_SCORED
+        if arguments.packed is not None:
+            cohort = _packed_cohort(cohort, arguments.packed, arguments.packed_dtype, rank, world, progress)
         label = sources.describe_source(arguments.dataset, arguments.profile, arguments.data_root)
-        chosen = [rows.TABLES[name] for name in dict.fromkeys(arguments.table)]
+        chosen = [_with_workers(rows.TABLES[name], arguments.workers) for name in dict.fromkeys(arguments.table)]
         results = runs.run_tables(cohort, chosen, arguments.profile, seeds, arguments.data_dir, arguments.results_dir,
                                   label, progress)
     finally:

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from . import __version__, sources, versioning
 from .data.container import VideoFeatures
+from .data.packed import pack_cohort
 from .features.cache import settings_hashes, utc_now
 from .features.pipeline import ExtractionConfig, VideoLeftOutWarning, extract_features
 from .data.scales import LabelScale, scale_by_name
@@ -122,19 +123,24 @@ def _check_weights_name(out: str | Path) -> Path:
 
 def train_checkpoint(out: str | Path, dataset: str = "demo", profile: str = "demo", data_dir: str | Path = "data",
                      data_root: str | Path | None = None, seed: int = 0, extraction: dict | None = None,
-                     progress: bool = True) -> TrainedModel:
+                     progress: bool = True, packed: str | Path | None = None, packed_dtype: str = "float32",
+                     workers: int = 0) -> TrainedModel:
     """Train MDDR on a dataset's Training split, select on Development, write `out` and its sidecar.
 
     `extraction` holds `ExtractionConfig` fields (None: those recorded in the dataset's feature
     cache, else the dataset's defaults). A run done before with the same settings is reused.
+    The features are kept in memory, or packed into the folder `packed` (`data.packed.pack_cohort`,
+    stored as `packed_dtype`) and read there by `workers` DataLoader processes.
     """
     _check_weights_name(out)
     if dataset not in VIDEO_DATASETS:
         raise ValueError(f"dataset {dataset!r}: a model for new videos is trained on video features; "
                          f"use one of {VIDEO_DATASETS}")
     features = sources.extract_dataset_features(dataset, profile, data_dir, data_root, seed, extraction, progress)
-    cohort = features.cohort.in_memory()
-    run = run_model(cohort, profile, seed, data_dir, progress=progress)
+    cohort = (pack_cohort(features.cohort, packed, packed_dtype, progress) if packed
+              else features.cohort.in_memory())
+    run = run_model(cohort, profile, seed, data_dir, train_overrides={"workers": workers} if workers else None,
+                    progress=progress)
     run_meta = read_checkpoint_meta(run.checkpoint)["meta"]
     counts = cohort.table["split"].value_counts()
     training = {"profile": profile, "seed": seed, "recipe": run_meta["train"], "epochs": len(run.history),

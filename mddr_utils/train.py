@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import random
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -23,11 +24,11 @@ import pandas as pd
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
 from . import metrics, versioning
-from .data.container import VideoFeatures, collate
+from .data.container import Cohort, VideoFeatures, collate
 from .device import autocast, float32, pick_device
 from .data.scales import BDI_II
 from .losses import make_loss
@@ -57,6 +58,19 @@ class TrainConfig:
     amp: bool = True
     """Reduced-precision autocast for the training steps only; evaluation is always float32."""
     start_at_train_mean: bool = True
+    workers: int = 0
+    """DataLoader worker processes that read and pad the training batches (0: the main process). They
+    change the speed, never the numbers, so a run's identity leaves them out (`run_recipe`)."""
+
+
+EXECUTION_FIELDS = ("workers",)
+"""`TrainConfig` fields that say how a run is executed, not what it computes: a run saved with one
+worker count is read back with another."""
+
+
+def run_recipe(config: TrainConfig) -> dict:
+    """The recipe as a run's identity records it: every `TrainConfig` field but `EXECUTION_FIELDS`."""
+    return {name: value for name, value in asdict(config).items() if name not in EXECUTION_FIELDS}
 
 
 PROFILES = {
@@ -119,23 +133,77 @@ def random_crop(video: VideoFeatures, steps: int, rng: np.random.Generator) -> V
     )
 
 
-class _Cropped(torch.utils.data.Dataset):
-    def __init__(self, videos: Sequence[VideoFeatures], steps: int, seed: int):
-        self.videos, self.steps, self.rng = videos, steps, np.random.default_rng(seed)
+class _Cropped(Dataset):
+    """Videos cropped at random, each by the seed its sampler gives with its index (`_TrainingOrder`)."""
+
+    def __init__(self, videos: Sequence[VideoFeatures], steps: int):
+        self.videos, self.steps = videos, steps
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> VideoFeatures:
-        return random_crop(self.videos[index], self.steps, self.rng)
+    def __getitem__(self, item: tuple[int, int]) -> VideoFeatures:
+        index, crop_seed = item
+        return random_crop(self.videos[index], self.steps, np.random.default_rng(crop_seed))
+
+
+class _TrainingOrder(Sampler):
+    """The order of the videos, shuffled by a seeded generator each epoch, and with `crops` a crop seed per
+    video, (index, crop seed): all drawn in the main process, so the batches do not depend on how many
+    worker processes read them."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool, crops: bool):
+        self.size, self.shuffle, self.crops = size, shuffle, crops
+        self.generator = torch.Generator().manual_seed(seed)
+        self.crop_seeds = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        if self.shuffle:
+            # The DataLoader used to draw its workers' base seed from this generator as each epoch began:
+            # the same draw here keeps the shuffles, and so the runs, of the code before worker processes.
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        order = RandomSampler(range(self.size), generator=self.generator) if self.shuffle else range(self.size)
+        for index in order:
+            yield (index, int(self.crop_seeds.integers(2**63))) if self.crops else index
+
+
+def _one_thread(worker_id: int) -> None:
+    """A worker reads and pads with one torch thread; the main process's threads train."""
+    torch.set_num_threads(1)
+
+
+def _require_picklable(videos: Sequence[VideoFeatures]) -> None:
+    """Worker processes receive the videos pickled: a cohort that cannot be is an error saying what to do."""
+    if not isinstance(videos, Cohort):
+        return
+    try:
+        pickle.dumps(videos)
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        raise ValueError(f"{data_location(videos)}: this cohort cannot be sent to DataLoader worker processes "
+                         f"({error}); Cohort.in_memory() keeps videos in one process's memory. With workers > 0, "
+                         "pack the cohort (mddr_utils.data.packed.pack_cohort, or --packed DIR on the command line), "
+                         "or train with workers=0") from error
 
 
 def loader(videos: Sequence[VideoFeatures], batch: int, shuffle: bool = False, seed: int = 0,
-           crop_steps: int | None = None) -> DataLoader:
-    """Batches of padded videos; shuffled by a seeded generator when training."""
-    dataset = _Cropped(videos, crop_steps, seed) if crop_steps else videos
+           crop_steps: int | None = None, workers: int = 0) -> DataLoader:
+    """Batches of padded videos; shuffled by a seeded generator when training; read and padded by
+    `workers` persistent worker processes (0: this one), which do not change the batches."""
+    if workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
+    if workers:
+        _require_picklable(videos)
+    dataset = _Cropped(videos, crop_steps) if crop_steps else videos
+    order = _TrainingOrder(len(videos), seed, shuffle, bool(crop_steps)) if shuffle or crop_steps else None
+    # The DataLoader seeds its workers from a generator of its own, never from torch's global one,
+    # which the model's initial weights and dropout use.
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch, shuffle=shuffle, collate_fn=collate, generator=generator)
+    return DataLoader(dataset, batch_size=batch, sampler=order, collate_fn=collate, generator=generator,
+                      num_workers=workers, persistent_workers=workers > 0,
+                      worker_init_fn=_one_thread if workers else None)
 
 
 def data_location(videos) -> str:
@@ -202,7 +270,8 @@ def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
-    batches = loader(train_videos, config.batch, shuffle=True, seed=config.seed, crop_steps=config.crop_steps)
+    batches = loader(train_videos, config.batch, shuffle=True, seed=config.seed, crop_steps=config.crop_steps,
+                     workers=config.workers)
     history, best, best_state = [], None, None
     bar = tqdm(range(1, config.num_epochs + 1), desc="epochs", **progress_options(progress))
     for epoch in bar:
@@ -233,7 +302,7 @@ def fit(model: MDDR, train_videos: Sequence[VideoFeatures], dev_videos: Sequence
 
 
 def _run_meta(config: TrainConfig, result: TrainResult | None, data_key: str) -> dict:
-    meta = {"train": asdict(config), "data": data_key, "code": versioning.code_digest()}
+    meta = {"train": run_recipe(config), "data": data_key, "code": versioning.code_digest()}
     if result is not None:
         meta.update(best_epoch=result.best_epoch, best_dev=result.best_dev, history=result.history.to_dict("list"))
     return meta
@@ -388,7 +457,7 @@ def run_model(cohort, profile: str, seed: int, data_dir: str | Path, model_overr
                                            cohort_model_overrides(cohort, model_overrides),
                                            {"seed": seed, **(train_overrides or {})})
     key = cohort_key(cohort)
-    run_id = versioning.digest({"model": model_config.to_dict(), "train": asdict(config), "data": key,
+    run_id = versioning.digest({"model": model_config.to_dict(), "train": run_recipe(config), "data": key,
                                 "code": versioning.code_digest()})
     checkpoint = Path(data_dir) / "checkpoints" / f"mddr_{profile}_{run_id}.safetensors"
     return train_or_load(model_config, config, train, dev, checkpoint, data_key=key, progress=progress)

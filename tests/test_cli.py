@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
     model = folder / "model.safetensors"
     status = cli.main(["train", "--dataset", "avec2014", "--data-root", str(folder / "AVEC2014"), "--data-dir",
                        str(folder / "data"), "--profile", "smoke", "--out", str(model), "--no-progress", *flags])
-    return {"folder": folder, "model": model, "status": status}
+    return {"folder": folder, "model": model, "status": status, "flags": flags}
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,38 @@ def test_module_help_lists_the_commands_and_exit_codes():
     assert shown.returncode == 0
     for text in ("extract", "train", "predict", "exit status", "3  refused"):
         assert text in shown.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "table"])
+def test_help_shows_the_packing_and_worker_options(command, capsys):
+    with pytest.raises(SystemExit) as finished:
+        cli.main([command, "--help"])
+    assert finished.value.code == 0
+    shown = capsys.readouterr().out
+    for text in ("--packed DIR", "--packed-dtype {float32,float16}", "--workers N"):
+        assert text in shown
+
+
+@pytest.mark.parametrize("flags, complaint", [(["--workers", "-1"], "--workers must be 0 or more"),
+                                              (["--packed-dtype", "float16"], "--packed-dtype needs --packed DIR")])
+@pytest.mark.parametrize("command", [["table", "--table", "figure4"],
+                                     ["train", "--dataset", "demo", "--out", "unused.safetensors"]])
+def test_packing_flags_that_do_not_fit_are_refused(command, flags, complaint, capsys):
+    with pytest.raises(SystemExit) as finished:
+        cli.main([*command, *flags])
+    assert finished.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_train_from_packed_features_reuses_the_run_trained_from_memory(trained):
+    """A float32 pack holds the same numbers as the cache, so the run is the same run; workers do not name it."""
+    folder = trained["folder"]
+    again = folder / "packed-model.safetensors"
+    status = cli.main(["train", "--dataset", "avec2014", "--data-root", str(folder / "AVEC2014"), "--data-dir",
+                       str(folder / "data"), "--profile", "smoke", "--out", str(again), "--no-progress",
+                       "--packed", str(folder / "packed"), "--workers", "1", *trained["flags"]])
+    assert status == 0
+    assert (folder / "packed" / "index.json").is_file()
+    first, second = (json.loads(path.with_suffix(".json").read_text()) for path in (trained["model"], again))
+    assert second["training"] == first["training"]
+    assert second["data"]["fingerprint"] == first["data"]["fingerprint"]

@@ -6,23 +6,25 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from transformers import HubertConfig, HubertModel
 
 from mddr_utils import sources
-from mddr_utils.data.daic_synthetic import write_daicwoz_tree, write_edaic_tree, write_label_file
+from mddr_utils.data.daic_synthetic import SYNTHETIC_SIZES, write_daicwoz_tree, write_edaic_tree, write_label_file
 from mddr_utils.evaluation import runs
 from mddr_utils.features import daic as daic_features
 from mddr_utils.features.acoustic import HUBERT_LARGE
 from mddr_utils.features.cache import CacheRepairWarning
 from mddr_utils.features.pipeline import VideoLeftOutWarning
 
-SESSIONS = {"Training": {303: 3, 318: 14, 601: 21}, "Development": {305: 8, 602: 17},
-            "Testing": {610: 2, 611: 23}}
-DAICWOZ_SESSIONS = {"Training": {303: 3, 318: 14, 321: 21}, "Development": {305: 8, 306: 17},
-                    "Testing": {310: 2, 311: 23}}
-SECONDS = 3.0
+# As in test_daic.py (the smoke profile's participants, and 318, whose transcript is out of sync): the sessions
+# are rendered once per test run, and the smoke tree that load_cohort writes reuses them.
+SESSIONS = {"Training": {300: 18, 301: 2}, "Development": {302: 9, 303: 17}, "Testing": {600: 12, 601: 11}}
+DAICWOZ_SESSIONS = {"Training": {300: 18, 301: 2, 318: 12}, "Development": {302: 9, 303: 17},
+                    "Testing": {304: 12, 305: 11}}
+SECONDS = SYNTHETIC_SIZES["smoke"]["seconds"]
 WRITERS = {"edaic": (write_edaic_tree, SESSIONS), "daicwoz": (write_daicwoz_tree, DAICWOZ_SESSIONS)}
 
 
@@ -43,7 +45,8 @@ def tiny_hubert(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
-    """Both corpora's trees, written once; tests copy the one they change."""
+    """Both corpora's trees, written once (E-DAIC first: a participant of both is rendered once, with its ResNet
+    rows); tests copy the one they change."""
     made = {}
     for dataset, (write, sessions) in WRITERS.items():
         root = tmp_path_factory.mktemp(dataset)
@@ -94,8 +97,8 @@ def test_the_label_scale_reaches_the_model_and_the_testing_scores(trees, tmp_pat
                               progress=False)
     assert result.model["label_scale"] == "PHQ-8"
     predictions = result.predictions
-    assert sorted(predictions["video_id"]) == ["610_Interview", "611_Interview"]
-    assert predictions["label"].tolist() == [2.0, 23.0] and predictions["pred"].between(0, 24).all()
+    assert sorted(predictions["video_id"]) == ["600_Interview", "601_Interview"]
+    assert predictions["label"].tolist() == [12.0, 11.0] and predictions["pred"].between(0, 24).all()
 
 
 def test_a_rerun_reuses_every_file_and_loads_no_model(trees, tmp_path, tiny_hubert, monkeypatch, capsys):
@@ -128,20 +131,23 @@ def test_a_changed_setting_or_file_re_extracts_only_what_depends_on_it(corpus, t
     assert changed == {"audio"}
     assert "7 settings changed" in capsys.readouterr().out
 
-    transcript = root / "305_P" / "305_TRANSCRIPT.csv"
-    transcript.write_text(transcript.read_text() + "2.500\t2.900\tParticipant\tone more\n")
+    transcript = root / "303_P" / "303_TRANSCRIPT.csv"
+    turns = pd.read_csv(transcript, sep="\t")
+    ellie = turns[(turns["speaker"] == "Ellie") & (turns["value"] != "[sync]")]
+    start, stop = ellie[["start_time", "stop_time"]].iloc[-1]
+    transcript.write_text(transcript.read_text() + f"{start:.3f}\t{stop:.3f}\tParticipant\tone more\n")
     cohort = load(dataset, root, data, tiny_hubert, hubert_layer=1)
     assert "6 of 7 sessions current, extracting 1 (1 input file changed)" in capsys.readouterr().out
     newer = cache_files(data, dataset)
     assert [name for name in after if name != "manifest.json" and after[name] != newer[name]] == \
-        ["audio/305_Interview.npz"]
-    video = cohort[cohort.table.index[cohort.table["video_id"] == "305_Interview"][0]]
-    assert video.audio_valid[int(2.5 * 50):int(2.9 * 50)].all()
+        ["audio/303_Interview.npz"]
+    video = cohort[cohort.table.index[cohort.table["video_id"] == "303_Interview"][0]]
+    assert video.audio_valid[int(np.ceil(start * 50)):int(stop * 50)].all(), "Ellie's last turn, now the participant's"
 
     labels = root / "dev_split_Depression_AVEC2017.csv"
-    labels.write_text(labels.read_text().replace("\n305,0,8,", "\n305,1,12,"))
+    labels.write_text(labels.read_text().replace("\n303,1,17,", "\n303,0,8,"))
     relabelled = load(dataset, root, data, tiny_hubert, hubert_layer=1)
-    assert relabelled.table.set_index("video_id").at["305_Interview", "label"] == 12, "labels are read on every call"
+    assert relabelled.table.set_index("video_id").at["303_Interview", "label"] == 8, "labels are read on every call"
     features = {name: stamp for name, stamp in cache_files(data, dataset).items() if name != "manifest.json"}
     assert features == {name: stamp for name, stamp in newer.items() if name != "manifest.json"}
     assert relabelled.fingerprint != cohort.fingerprint
@@ -163,22 +169,22 @@ def test_a_damaged_cache_file_is_set_aside_and_made_again(trees, tmp_path, tiny_
 def test_a_broken_session_is_left_out_with_its_folder_and_retried(corpus, tmp_path, tiny_hubert, capsys):
     dataset, root, _ = corpus
     data = tmp_path / "data"
-    resnet = root / "318_P" / "features" / "318_CNN_ResNet.mat"
+    resnet = root / "301_P" / "features" / "301_CNN_ResNet.mat"
     intact = resnet.read_bytes()
     resnet.write_bytes(b"not a MATLAB file")
-    with pytest.warns(VideoLeftOutWarning, match=r"318_P: session left out.*318_CNN_ResNet.mat"):
+    with pytest.warns(VideoLeftOutWarning, match=r"301_P: session left out.*301_CNN_ResNet.mat"):
         cohort = load(dataset, root, data, tiny_hubert)
-    assert "318_Interview" not in set(cohort.table["video_id"]) and len(cohort) == 6
-    assert cohort.left_out["video_id"].tolist() == ["318_Interview"]
-    assert cohort.left_out["file"].tolist() == [str(root / "318_P")]
+    assert "301_Interview" not in set(cohort.table["video_id"]) and len(cohort) == 5
+    assert cohort.left_out["video_id"].tolist() == ["301_Interview"]
+    assert cohort.left_out["file"].tolist() == [str(root / "301_P")]
     manifest = json.loads((sources.feature_cache_dir(dataset, data, root) / "manifest.json").read_text())
-    assert [entry["video_id"] for entry in manifest["videos"] if entry.get("failed")] == ["318_Interview"]
+    assert [entry["video_id"] for entry in manifest["videos"] if entry.get("failed")] == ["301_Interview"]
     capsys.readouterr()
     resnet.write_bytes(intact)
     with warnings.catch_warnings():
         warnings.simplefilter("error", VideoLeftOutWarning)
         repaired = load(dataset, root, data, tiny_hubert)
-    assert len(repaired) == 7 and len(repaired.left_out) == 0
+    assert len(repaired) == 6 and len(repaired.left_out) == 0
     assert "extracting 1 (1 failed before)" in capsys.readouterr().out
 
 
@@ -217,6 +223,6 @@ def test_daic_feature_settings_default_by_data_and_set_aside_the_video_ones():
 def test_a_label_file_with_a_score_off_the_phq8_scale_is_named(trees, tmp_path, tiny_hubert):
     root = Path(shutil.copytree(trees["edaic"][0], tmp_path / "edaic"))
     write_label_file(root / "labels" / "dev_split.csv", ("Participant_ID", "Gender", "PHQ_Binary", "PHQ_Score"),
-                     [(305, "male", 0, 8), (602, "female", 1, 31)])
-    with pytest.raises(ValueError, match=r"dev_split.csv, participant 602.*label '31' is outside the PHQ-8 range"):
+                     [(302, "male", 0, 9), (303, "female", 1, 31)])
+    with pytest.raises(ValueError, match=r"dev_split.csv, participant 303.*label '31' is outside the PHQ-8 range"):
         load("edaic", root, tmp_path / "data", tiny_hubert)

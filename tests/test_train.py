@@ -1,10 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mddr_utils.model import MDDR
 from mddr_utils.train import (TrainConfig, fit, load_checkpoint, predict, profile_configs, random_crop, run_model,
-                              score)
+                              run_recipe, score)
 from mddr_utils import sources
 
 from conftest import make_video
@@ -60,3 +61,28 @@ def test_random_crop_keeps_audio_aligned():
     # The crop's audio still starts half a step before its first frame, in the original's clock.
     assert crop.audio[0, 0] == pytest.approx(first_step - 0.5, abs=0.021)
     assert crop.times[0] == pytest.approx(0.5, abs=0.021)
+
+
+def test_worker_processes_do_not_change_a_cropped_run(smoke_cohort, tmp_path):
+    from mddr_utils.data.packed import pack_cohort
+
+    packed = pack_cohort(smoke_cohort, tmp_path / "packed", progress=False)
+    config = profile_configs("smoke", {"visual_dim": 32, "audio_dim": 16, "head_dim": 12})[0]
+    runs = []
+    for workers in (0, 2):
+        recipe = TrainConfig(num_epochs=2, lr=1e-2, batch=3, crop_steps=6, workers=workers)
+        torch.manual_seed(0)
+        runs.append(fit(MDDR(config), packed.subset(split="Training"), packed.subset(split="Development"), recipe,
+                        progress=False))
+    pd.testing.assert_frame_equal(runs[0].history, runs[1].history, check_exact=True)
+    test = packed.subset(split="Testing")
+    pd.testing.assert_frame_equal(predict(runs[0].model, test), predict(runs[1].model, test), check_exact=True)
+
+
+def test_a_run_saved_with_one_worker_count_is_read_back_with_another(smoke_cohort, tmp_path):
+    first = run_model(smoke_cohort, "smoke", seed=0, data_dir=tmp_path, progress=False)
+    stamp = first.checkpoint.stat().st_mtime_ns
+    again = run_model(smoke_cohort, "smoke", seed=0, data_dir=tmp_path, train_overrides={"workers": 2},
+                      progress=False)
+    assert again.checkpoint == first.checkpoint and again.checkpoint.stat().st_mtime_ns == stamp
+    assert "workers" not in run_recipe(TrainConfig(workers=2)) and run_recipe(TrainConfig())["batch"] == 16

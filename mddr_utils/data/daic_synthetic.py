@@ -2,15 +2,18 @@
 
 The corpora are licensed; these trees let `daic.index_daicwoz`, `daic.index_edaic` and the session
 readers run on files built the way the distributed ones are (file names, headers, separators,
-the `.mat` variable, 16 kHz mono PCM16 WAV, transcripts, label files). The content is generated:
-per session, a face track (head pose, gaze, action units, ResNet-like rows) and an interview
-(interviewer and participant turns) whose cues follow the PHQ-8 label, as the demo cohort's
-videos do for BDI-II: the more severe, the stiller the head, the lower the gaze, the fewer smiles,
-the quieter the voice. They carry no clinical meaning.
+the `.mat` variable, 16 kHz mono PCM16 WAV, transcripts, label files). What the files hold is made
+by the project itself (`daic_sessions`): each participant is a demo-cohort video rendered with cues
+that follow the PHQ-8 label (a stiller head, a flatter face, slower and more monotone speech with
+longer pauses, the more severe), measured by the project's own extractors (pose and gaze by the
+head estimator, ResNet-50 rows by the visual encoder), with the interviewer's voice added in the
+participant's pauses. The action units are the one exception: the project has no action-unit
+detector, so they are the expression the renderer drew on each frame, not a measurement. The
+trees carry no clinical meaning.
 
 The writers of single files (`write_clnf_file`, `write_openface21_csv`, `write_resnet_mat`,
-`write_wav`, the transcript and label writers) also take features computed elsewhere, e.g. by
-the project's own extractors on its demo videos.
+`write_wav`, the transcript and label writers) take arrays, so a test of a file format can feed
+them a few values directly.
 
 `make_synthetic_corpus` is what the book runs on when no licensed copy is given: a whole tree at
 the size of a book profile (`SYNTHETIC_SIZES`), written once and reused while its parameters hold.
@@ -25,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features.head import HEAD_COLUMNS
+from ..features.head import HEAD_COLUMNS, euler_to_rotation
 from .avec import SPLITS
-from .daic import DAICWOZ, DAICWOZ_AU_COLUMNS, EDAIC, EDAIC_VISUAL_DIM, TRANSCRIPT_OFFSETS
+from .daic import DAICWOZ, DAICWOZ_AU_COLUMNS, EDAIC, TRANSCRIPT_OFFSETS
+from .daic_sessions import SAMPLE_RATE, InterviewSession, interview_session
 from .demo_cohort import replace_folder
 from .scales import PHQ_8
 
@@ -45,9 +49,6 @@ DAICWOZ_TRAIN_HEADER = ("Participant_ID", "PHQ8_Binary", "PHQ8_Score", "Gender",
                         "PHQ8_Depressed", "PHQ8_Sleep", "PHQ8_Tired", "PHQ8_Appetite", "PHQ8_Failure",
                         "PHQ8_Concentrating", "PHQ8_Moving")
 EDAIC_SPLIT_HEADER = ("Participant_ID", "Gender", "PHQ_Binary", "PHQ_Score", "PCL-C (PTSD)", "PTSD Severity")
-SAMPLE_RATE = 16000
-FAILED_FRAME_PERIOD = 50
-"""Every 50th frame, from the 26th, is a tracking failure (zeros, success 0), so sampled frames include failures."""
 
 
 def write_clnf_file(path: str | Path, header, rows: np.ndarray, separator: str = ", ") -> Path:
@@ -126,97 +127,99 @@ def write_label_file(path: str | Path, header, rows, separator: str = ",") -> Pa
 
 
 def write_daicwoz_tree(root: str | Path, participants: dict[str, dict[int, int]], seconds: float = 6.0,
-                       fps: float = 30.0, seed: int = 0, separator: str = ", ", label_separator: str = ",",
+                       seed: int = 0, separator: str = ", ", label_separator: str = ",",
                        test_labels: bool = True) -> dict:
     """Write a DAIC-WOZ tree under `root`; return, per participant ID, what was planted.
 
     participants: {split: {ID: PHQ-8 total}} for the splits Training, Development, Testing.
     Each ID gets `<ID>_P/` with AUDIO.wav, TRANSCRIPT.csv, CLNF_pose/gaze/AUs.txt (fields joined
-    by `separator`; the corpus uses ", "); the root gets the AVEC2017 split files (fields joined by
-    `label_separator`),
+    by `separator`; the corpus uses ", ") from its `daic_sessions.interview_session` of `seconds`;
+    the root gets the AVEC2017 split files (fields joined by `label_separator`),
     test_split_Depression_AVEC2017.csv and, if `test_labels`, full_test_split.csv. IDs with a
     documented transcript offset (318, 321, 341, 362) get their transcript shifted by it, as in the corpus.
     The planted record per ID: split, label, gender, timestamps, success, head [N, 12],
     action_units [N, 20] and speech (participant intervals, seconds of the audio).
     """
     root = Path(root)
-    rng = np.random.default_rng([seed, 9])
+    names = [column[2:4] for column in DAICWOZ_AU_COLUMNS if column.endswith("_r")]
+    presences = [column[2:4] for column in DAICWOZ_AU_COLUMNS if column.endswith("_c")]
     planted = {}
     for split, labels in participants.items():
         for participant, label in labels.items():
-            session = _session(rng, label, seconds, fps)
+            session = interview_session(participant, label, seconds, seed)
             folder = root / f"{participant}_P"
-            frames = np.column_stack([np.arange(1, len(session["timestamps"]) + 1), session["timestamps"],
-                                      np.where(session["success"], 0.95, 0.0), session["success"]])
-            head = session["head"]
+            frames = _frame_columns(session, confidence=0.95)
+            head = session.head
+            action_units = session.action_units(names, presences)
             write_clnf_file(folder / f"{participant}_CLNF_pose.txt", CLNF_POSE_HEADER,
                             np.column_stack([frames, head[:, :6]]), separator)
             write_clnf_file(folder / f"{participant}_CLNF_gaze.txt", CLNF_GAZE_HEADER,
                             np.column_stack([frames, head[:, 6:], _head_frame_gaze(head)]), separator)
             write_clnf_file(folder / f"{participant}_CLNF_AUs.txt", CLNF_AUS_HEADER,
-                            np.column_stack([frames, session["action_units"][:, :20]]), separator)
-            write_wav(folder / f"{participant}_AUDIO.wav", session["waveform"])
+                            np.column_stack([frames, action_units]), separator)
+            write_wav(folder / f"{participant}_AUDIO.wav", session.waveform)
             shift = TRANSCRIPT_OFFSETS.get(str(participant), 0.0)
-            rows = [(start - shift, stop - shift, speaker, text) for start, stop, speaker, text in session["turns"]]
+            rows = [(start - shift, stop - shift, speaker, text) for start, stop, speaker, text in session.turns]
             write_daicwoz_transcript(folder / f"{participant}_TRANSCRIPT.csv", rows)
-            gender = int(rng.integers(0, 2))
-            planted[str(participant)] = dict(split=split, label=label, gender=str(gender),
-                                             **{key: session[key] for key in _PLANTED})
-    _write_daicwoz_labels(root, participants, planted, label_separator, test_labels, rng)
+            planted[str(participant)] = dict(split=split, label=label, gender=str(int(_is_male(participant, seed))),
+                                             action_units=action_units, **_planted(session))
+    _write_daicwoz_labels(root, participants, planted, label_separator, test_labels, np.random.default_rng([seed, 9]))
     return planted
 
 
 def write_edaic_tree(root: str | Path, participants: dict[str, dict[int, int]], seconds: float = 6.0,
-                     fps: float = 30.0, seed: int = 0, separator: str = ",", label_separator: str = ",",
+                     seed: int = 0, separator: str = ",", label_separator: str = ",",
                      test_labels: bool = True, resnet_rows: str = "all") -> dict:
     """Write an E-DAIC tree under `root`; return, per participant ID, what was planted.
 
     participants: {split: {ID: PHQ-8 total}}. Each ID gets `<ID>_P/` with AUDIO.wav,
     Transcript.csv (the participant's turns, no speaker column) and features/ with the OpenFace
     2.1 CSV (fields joined by `separator`) and CNN_ResNet.mat: one row per frame
-    (`resnet_rows="all"`) or per successfully tracked frame ("successful"). labels/ gets
-    train/dev/test_split.csv (test without PHQ columns unless `test_labels`; fields joined by
-    `label_separator`) and
-    Detailed_PHQ8_Labels.csv. The planted record adds resnet [N, 2048] to the DAIC-WOZ one.
+    (`resnet_rows="all"`) or per successfully tracked frame ("successful"), all from its
+    `daic_sessions.interview_session` of `seconds`. labels/ gets train/dev/test_split.csv (test
+    without PHQ columns unless `test_labels`; fields joined by `label_separator`) and
+    Detailed_PHQ8_Labels.csv. The planted record: split, label, gender, timestamps, success,
+    head [N, 12], action_units [N, 35] (OpenFace's 17 intensities and 18 presences), resnet and speech.
     """
     if resnet_rows not in ("all", "successful"):
         raise ValueError(f"resnet_rows must be 'all' or 'successful', got {resnet_rows!r}")
     root = Path(root)
-    rng = np.random.default_rng([seed, 19])
-    projection = np.random.default_rng([seed, 20]).standard_normal((_LATENT_DIM, EDAIC_VISUAL_DIM)).astype(np.float32)
     planted = {}
     for split, labels in participants.items():
         for participant, label in labels.items():
-            session = _session(rng, label, seconds, fps)
+            session = interview_session(participant, label, seconds, seed, resnet=True)
             folder = root / f"{participant}_P"
             features = folder / "features"
-            write_openface21_csv(features / f"{participant}_OpenFace2.1.0_Pose_gaze_AUs.csv", session["timestamps"],
-                                 session["success"], session["head"], session["openface_action_units"], separator)
-            noise = rng.standard_normal((len(session["latent"]), EDAIC_VISUAL_DIM), dtype=np.float32)
-            resnet = np.maximum(session["latent"] @ projection + 0.1 * noise, 0.0)
-            if resnet_rows == "successful":
-                resnet = resnet[session["success"]]
+            action_units = session.action_units(EDAIC_AU_NAMES, sorted(EDAIC_AU_NAMES + ("28",)))
+            write_openface21_csv(features / f"{participant}_OpenFace2.1.0_Pose_gaze_AUs.csv", session.timestamps,
+                                 session.success, session.head, action_units, separator)
+            resnet = session.resnet if resnet_rows == "all" else session.resnet[session.success]
             write_resnet_mat(features / f"{participant}_CNN_ResNet.mat", resnet)
-            write_wav(folder / f"{participant}_AUDIO.wav", session["waveform"])
+            write_wav(folder / f"{participant}_AUDIO.wav", session.waveform)
+            speech = set(map(tuple, session.speech))
             write_edaic_transcript(folder / f"{participant}_Transcript.csv",
-                                   [(start, stop, text, 0.9) for start, stop, speaker, text in session["turns"]
-                                    if (start, stop) in set(map(tuple, session["speech"]))])
-            gender = "male" if rng.integers(0, 2) else "female"
-            planted[str(participant)] = dict(split=split, label=label, gender=gender, resnet=resnet.astype(np.float32),
-                                             **{key: session[key] for key in _PLANTED})
-    _write_edaic_labels(root, participants, planted, label_separator, test_labels, rng)
+                                   [(start, stop, text, 0.9) for start, stop, speaker, text in session.turns
+                                    if (start, stop) in speech])
+            gender = "male" if _is_male(participant, seed) else "female"
+            planted[str(participant)] = dict(split=split, label=label, gender=gender, resnet=resnet,
+                                             action_units=action_units, **_planted(session))
+    _write_edaic_labels(root, participants, planted, label_separator, test_labels, np.random.default_rng([seed, 19]))
     return planted
 
 
 SYNTHETIC_SIZES = {
-    "smoke": dict(sessions={"Training": 2, "Development": 2, "Testing": 2}, seconds=4.0),
+    "smoke": dict(sessions={"Training": 2, "Development": 2, "Testing": 2}, seconds=2.0),
     "demo": dict(sessions={"Training": 14, "Development": 6, "Testing": 8}, seconds=12.0),
     "paper": dict(sessions={"Training": 14, "Development": 6, "Testing": 8}, seconds=12.0),
 }
 """Sessions per split and seconds per session of the synthetic trees, per book profile (the paper
-profile runs on the licensed corpora, so its synthetic tree keeps the demo size)."""
+profile runs on the licensed corpora, so its synthetic tree keeps the demo size). Rendering and
+measuring a session costs about a second per second of interview on two cores, so the smoke
+profile's sessions, which only have to run, last 2 seconds (60 frames, 3 of them sampled)."""
 SYNTHETIC_MANIFEST = "synthetic_tree.json"
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
+"""Raised whenever what the trees hold changes, so that older trees are rebuilt (2: rendered and measured
+by the project instead of generated)."""
 ABSENT_DAICWOZ_IDS = frozenset({342, 394, 398, 460})
 """IDs in DAIC-WOZ's range 300-492 that the corpus lacks; the synthetic trees skip them too."""
 
@@ -294,95 +297,29 @@ def _reusable_tree(root: Path, parameters: dict) -> bool:
     return all((root / name).is_file() and (root / name).stat().st_size > 0 for name in manifest.get("files", []))
 
 
-_LATENT_DIM = 6
-_PLANTED = ("timestamps", "success", "head", "action_units", "speech")
-_WORDS = ("yeah", "i'm okay", "not really", "i guess so", "um i don't know", "pretty good", "uh huh")
-_PROMPTS = ("hi i'm ellie", "how are you doing today", "where are you from originally", "how have you been feeling",
-            "can you tell me about that", "that's good")
+def _frame_columns(session: InterviewSession, confidence: float) -> np.ndarray:
+    """frame (from 1), timestamp, confidence (`confidence` where tracked, else 0), success."""
+    count = len(session.timestamps)
+    return np.column_stack([np.arange(1, count + 1), session.timestamps,
+                            np.where(session.success, confidence, 0.0), session.success])
 
 
-def _session(rng: np.random.Generator, label: int, seconds: float, fps: float) -> dict:
-    """One interview: face-track arrays at `fps`, a 16 kHz waveform and the turns, cues following the label."""
-    PHQ_8.check_label(label, "synthetic session")
-    severity = label / PHQ_8.maximum
-    count = int(round(seconds * fps))
-    timestamps = np.arange(count) / fps
-    success = np.ones(count, dtype=bool)
-    success[FAILED_FRAME_PERIOD // 2::FAILED_FRAME_PERIOD] = False
-    wander = np.cumsum(rng.standard_normal((count, 6)), axis=0) / np.sqrt(np.arange(1, count + 1))[:, None]
-    stillness = 1.0 - 0.6 * severity
-    position = np.array([10.0, -20.0, 600.0]) + 8.0 * stillness * wander[:, :3]
-    rotation = 0.15 * stillness * np.sin(2 * np.pi * 0.3 * timestamps[:, None] + rng.uniform(0, 6, 3)) \
-        + 0.02 * wander[:, 3:]
-    down = 0.1 + 0.3 * severity + 0.05 * np.sin(2 * np.pi * 0.2 * timestamps)
-    eyes = []
-    for offset in (0.08, -0.08):
-        vector = np.column_stack([np.full(count, offset) + 0.03 * wander[:, 0], np.sin(down), -np.cos(down)])
-        eyes.append(vector / np.linalg.norm(vector, axis=1, keepdims=True))
-    head = np.column_stack([position, rotation, *eyes])
-    intensities = np.clip(0.4 * rng.random((count, 17)) + 0.2, 0, 5)
-    intensities[:, EDAIC_AU_NAMES.index("12")] = np.clip(2.5 * (1 - severity) + 0.3 * rng.standard_normal(count), 0, 5)
-    intensities[:, EDAIC_AU_NAMES.index("04")] = np.clip(2.5 * severity + 0.3 * rng.standard_normal(count), 0, 5)
-    presence = (rng.random((count, 18)) < 0.3).astype(float)
-    daicwoz_order = [EDAIC_AU_NAMES.index(name[2:4]) for name in DAICWOZ_AU_COLUMNS if name.endswith("_r")]
-    action_units = np.column_stack([intensities[:, daicwoz_order], presence[:, :6], intensities, presence])
-    latent = np.column_stack([np.full(count, severity), rotation, down, rng.standard_normal(count)]).astype(np.float32)
-    for array in (head, action_units):
-        array[~success] = 0.0
-    turns, speech = _turns(rng, seconds)
-    return dict(timestamps=timestamps, success=success, head=head, action_units=action_units[:, :20],
-                openface_action_units=action_units[:, 20:], latent=latent, turns=turns, speech=speech,
-                waveform=_interview_audio(rng, turns, seconds, severity))
+def _planted(session: InterviewSession) -> dict:
+    return dict(timestamps=session.timestamps, success=session.success, head=session.head, speech=session.speech)
 
 
-def _turns(rng: np.random.Generator, seconds: float) -> tuple[list, np.ndarray]:
-    """Chatter before Ellie, a [sync] row, then Ellie and Participant in turn; the participant's intervals.
-
-    Times are multiples of 20 ms, the edges of 50 Hz audio frames, so that no frame centre lies near a turn's edge.
-    """
-    turns = [(0.06, 0.3, "Participant", "is it on"), (0.3, 0.32, "Ellie", "[sync]")]
-    time, speech = 0.5, []
-    while time < seconds - 1.0:
-        ellie_stop = min(_on_frame_edge(time + rng.uniform(0.6, 1.0)), seconds)
-        turns.append((time, ellie_stop, "Ellie", str(rng.choice(_PROMPTS))))
-        start = _on_frame_edge(ellie_stop + 0.2)
-        stop = min(_on_frame_edge(start + rng.uniform(0.8, 1.6)), seconds)
-        if stop - start > 0.3:
-            turns.append((start, stop, "Participant", str(rng.choice(_WORDS))))
-            speech.append((start, stop))
-        time = stop + 0.2
-    return turns, np.array(speech, dtype=np.float64).reshape(-1, 2)
-
-
-def _on_frame_edge(seconds: float) -> float:
-    return round(seconds * 50) / 50
-
-
-def _interview_audio(rng: np.random.Generator, turns: list, seconds: float, severity: float) -> np.ndarray:
-    """Voiced participant turns, the interviewer faintly (bleed into the participant's microphone), and room noise."""
-    count = int(round(seconds * SAMPLE_RATE))
-    waveform = 0.003 * rng.standard_normal(count)
-    for start, stop, speaker, text in turns:
-        if text.startswith("["):
-            continue
-        first, last = int(start * SAMPLE_RATE), min(int(stop * SAMPLE_RATE), count)
-        time = np.arange(last - first) / SAMPLE_RATE
-        pitch = (110.0 if speaker == "Participant" else 210.0) * (1 + 0.05 * np.sin(2 * np.pi * 3 * time))
-        phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
-        voice = sum(np.sin(k * phase) / k for k in range(1, 6)) * np.hanning(len(time))
-        loudness = 0.3 * (1 - 0.5 * severity) if speaker == "Participant" else 0.05
-        waveform[first:last] += loudness * voice
-    return waveform
+def _is_male(participant: int, seed: int) -> bool:
+    """A participant's gender, the same in both trees."""
+    return bool(np.random.default_rng([seed, 43, int(participant)]).integers(0, 2))
 
 
 def _head_frame_gaze(head: np.ndarray) -> np.ndarray:
-    """CLNF's gaze in head coordinates (x_h0..z_h1): here the camera-frame gaze turned back by the head's yaw only."""
-    yaw = head[:, 4]
-    rotated = []
-    for eye in (head[:, 6:9], head[:, 9:12]):
-        rotated.append(np.column_stack([np.cos(yaw) * eye[:, 0] - np.sin(yaw) * eye[:, 2], eye[:, 1],
-                                        np.sin(yaw) * eye[:, 0] + np.cos(yaw) * eye[:, 2]]))
-    return np.column_stack(rotated)
+    """CLNF's gaze in head coordinates (x_h0..z_h1): the camera-frame gaze turned back by the head's rotation."""
+    turned = np.zeros((len(head), 6))
+    for row, values in enumerate(np.asarray(head, dtype=np.float64)):
+        back = euler_to_rotation(values[3:6]).T
+        turned[row] = np.concatenate([back @ values[6:9], back @ values[9:12]])
+    return turned
 
 
 def _items(rng: np.random.Generator, total: int) -> list[int]:

@@ -136,16 +136,18 @@ def demo_cohort_cues(root: str | Path) -> pd.DataFrame:
 
 def write_demo_video(path: str | Path, label: float = 20.0, seconds: float = 10.0, fps: int = 30,
                      size: tuple[int, int] = (320, 240), seed: int = 0, task: str = "Freeform",
-                     keyframe_interval: int = 250) -> dict[str, float]:
+                     keyframe_interval: int = 250, track: dict | None = None) -> dict[str, float]:
     """Write one talking-face .mp4 of `seconds` whose cues follow `label`; return the cues as rendered.
 
-    `keyframe_interval` is the H.264 GOP length in frames (250 is x264's default).
+    `keyframe_interval` is the H.264 GOP length in frames (250 is x264's default). A `track` dict
+    receives what the renderer drew and said: `motion` (`demo_face.face_motion`'s per-frame values),
+    `syllables` (start, end, vowel, consonant onset) and `pauses` (start, end), in seconds.
     """
     _checked_parameters(1, seconds, fps, size, seed)
     rng = np.random.default_rng([seed, 3])
     person = _draw_person(rng, size)
     cues = _video_cues(label, person, rng)
-    return _render_video(Path(path), cues, task, seconds, fps, size, person, rng, keyframe_interval)
+    return _render_video(Path(path), cues, task, seconds, fps, size, person, rng, keyframe_interval, track)
 
 
 def _checked_parameters(recordings_per_split: int, seconds: float, fps: int, size, seed: int) -> dict:
@@ -267,13 +269,16 @@ def _length_factor(task: str, cues: dict, rng: np.random.Generator) -> float:
 
 
 def _render_video(path: Path, cues: dict, task: str, seconds: float, fps: int, size, person: dict,
-                  rng: np.random.Generator, keyframe_interval: int = 250) -> dict[str, float]:
+                  rng: np.random.Generator, keyframe_interval: int = 250,
+                  track: dict | None = None) -> dict[str, float]:
     """Plan, synthesise and encode one video of `seconds` (to the frame); return its cues as rendered."""
     num_frames = max(1, round(seconds * fps))
     duration = num_frames / fps
     syllables, pauses = plan_speech(rng, duration, cues, task)
     audio, articulation = synthesise_voice(rng, syllables, duration, person["base_f0"], cues["pitch_sd_semitones"])
     motion = face_motion(rng, num_frames, fps, cues, articulation)
+    if track is not None:
+        track.update(motion=motion, syllables=syllables, pauses=pauses)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_torch_thread():
         encode(path, FaceRenderer(size, person).frames(motion), audio, fps, size, keyframe_interval)

@@ -57,6 +57,14 @@ def face_motion(rng: np.random.Generator, num_frames: int, fps: int, cues: dict,
     )
 
 
+def expression_fractions(motion: dict) -> dict[str, np.ndarray]:
+    """The expression `face_motion` planned, per frame, as fractions (0..1) of the largest the renderer draws:
+    mouth_open (jaw drop), brow_raise and corner_drop (mouth corners lowered, the photograph's smile flattened)."""
+    return dict(mouth_open=np.asarray(motion["mouth"]) / _MAX_MOUTH_OPENING,
+                brow_raise=np.asarray(motion["brows"]) / _MAX_BROW_RAISE,
+                corner_drop=np.asarray(motion["corner_drop"]) / _MAX_CORNER_DROP)
+
+
 def smooth_wander(rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
     """Slow random movement with unit RMS: four sinusoids of 0.08-0.7 Hz, slower ones larger."""
     frequencies = np.exp(rng.uniform(np.log(0.08), np.log(0.7), size=4))

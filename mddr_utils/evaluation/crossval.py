@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -68,7 +67,7 @@ def _cross_validation_run(cohort, kept: list[str], held: list[str], profile: str
     model_config, config = training.profile_configs(profile, dims,
                                                     training.cohort_model_overrides(cohort, model_overrides),
                                                     {"seed": seed, **train_overrides})
-    key = {"model": model_config.to_dict(), "train": asdict(config), "data": training.cohort_key(cohort),
+    key = {"model": model_config.to_dict(), "train": training.run_recipe(config), "data": training.cohort_key(cohort),
            "code": versioning.code_digest(), "kept": sorted(kept), "held": sorted(held)}
     path = Path(results_dir) / "runs" / f"cv_{profile}_{versioning.digest(key)}.json"
     saved = read_saved(path, lambda saved_path: json.loads(saved_path.read_text())["scores"])

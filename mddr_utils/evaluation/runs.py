@@ -19,7 +19,7 @@ import json
 import re
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -101,7 +101,7 @@ def _run_identity(cohort, family: str, profile: str, seed: int, model_overrides:
                   train_overrides: dict | None) -> tuple[str, dict, dict, training.TrainConfig]:
     """(run id, the key it digests, model config, recipe): the name under which a run is saved."""
     model_config, train_config = _configs(family, cohort, profile, seed, model_overrides, train_overrides)
-    key = {"family": family, "model": model_config, "train": asdict(train_config), "data": training.cohort_key(cohort),
+    key = {"family": family, "model": model_config, "train": training.run_recipe(train_config), "data": training.cohort_key(cohort),
            "code": versioning.code_digest()}
     return f"{slug(family)}_{profile}_{versioning.digest(key)}", key, model_config, train_config
 
@@ -155,7 +155,7 @@ def run_seed(cohort, family: str, profile: str, seed: int, data_dir: str | Path,
                             progress)
     predictions = _evaluate_once(run.model, training.split_videos(cohort, "Testing"), train_config)
     record = {"run_id": run_id, "family": family, "profile": profile, "seed": seed, "dataset": dataset_label,
-              "model": model_config, "train": asdict(train_config), "data_key": key["data"], "code": key["code"],
+              "model": model_config, "train": training.run_recipe(train_config), "data_key": key["data"], "code": key["code"],
               "best_epoch": int(run.best_epoch), "best_dev": run.best_dev, "history": run.history.to_dict("list"),
               "checkpoint": str(run.checkpoint) if run.checkpoint else None, "test": testing_scores(predictions),
               "process": _process_rank()}

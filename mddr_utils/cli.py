@@ -220,7 +220,7 @@ def _with_workers(table, workers: int):
 
 def _train(arguments: argparse.Namespace) -> int:
     from .features.command_line import extraction_overrides
-    from .features.pipeline import ExtractionError
+    from .features.jobs import ExtractionError
     from .predict import sidecar_path, train_checkpoint
 
     try:
@@ -267,7 +267,7 @@ def _table(arguments: argparse.Namespace) -> int:
     from .evaluation import rows, runs, stats, tables
     from . import distributed
     from .features.command_line import extraction_overrides
-    from .features.pipeline import ExtractionError
+    from .features.jobs import ExtractionError
 
     # One process group for the whole command: the features' extraction (which shares out the videos
     # under torchrun) and the training runs use it in turn.

@@ -45,7 +45,8 @@ from . import __version__, sources, versioning
 from .data.container import VideoFeatures
 from .data.packed import pack_cohort
 from .features.cache import settings_hashes, utc_now
-from .features.pipeline import ExtractionConfig, VideoLeftOutWarning, extract_features
+from .features.jobs import VideoLeftOutWarning
+from .features.pipeline import ExtractionConfig, extract_features
 from .data.scales import LabelScale, scale_by_name
 from .features.visual import file_sha256
 from .model import MDDR, MDDRConfig

@@ -17,7 +17,7 @@ from mddr_utils.evaluation import runs
 from mddr_utils.features import daic as daic_features
 from mddr_utils.features.acoustic import HUBERT_LARGE
 from mddr_utils.features.cache import CacheRepairWarning
-from mddr_utils.features.pipeline import VideoLeftOutWarning
+from mddr_utils.features.jobs import VideoLeftOutWarning
 
 # As in test_daic.py (the smoke profile's participants, and 318, whose transcript is out of sync): the sessions
 # are rendered once per test run, and the smoke tree that load_cohort writes reuses them.
@@ -226,3 +226,42 @@ def test_a_label_file_with_a_score_off_the_phq8_scale_is_named(trees, tmp_path, 
                      [(302, "male", 0, 9), (303, "female", 1, 31)])
     with pytest.raises(ValueError, match=r"dev_split.csv, participant 303.*label '31' is outside the PHQ-8 range"):
         load("edaic", root, tmp_path / "data", tiny_hubert)
+
+
+def test_sessions_are_shared_out_under_torchrun(trees, tiny_hubert, tmp_path):
+    """Two processes each extract their share of the sessions; the features equal one process's."""
+    import os
+    import subprocess
+    import sys
+
+    root, _ = trees["edaic"]
+    script = tmp_path / "extract.py"
+    script.write_text(
+        "import sys\n"
+        "from mddr_utils.data.daic import index_edaic\n"
+        "from mddr_utils.features.daic import extract_daic_features\n"
+        "from mddr_utils.sources import extraction_config\n"
+        "config = extraction_config('edaic', data_root=sys.argv[1], hubert=sys.argv[3], offline=True)\n"
+        "extract_daic_features(index_edaic(sys.argv[1]), sys.argv[2], config, progress=False)\n")
+    repository = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+               str(root), str(tmp_path / "shared"), tiny_hubert]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repository)}
+    finished = subprocess.run(command, cwd=repository, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    from mddr_utils.data.daic import index_edaic
+    from mddr_utils.features.cache import FeatureCache
+
+    shared = FeatureCache(tmp_path / "shared")
+    index = index_edaic(root)
+    processes = {shared.provenance(modality, video_id)["process"]
+                 for modality in ("visual", "head", "audio") for video_id in index["video_id"]}
+    assert processes == {0, 1}
+    config = sources.extraction_config("edaic", data_root=root, hubert=tiny_hubert, offline=True)
+    alone = daic_features.extract_daic_features(index, tmp_path / "alone", config, progress=False)
+    together = daic_features.extract_daic_features(index, tmp_path / "shared", config, progress=False)
+    assert list(together.table["video_id"]) == list(alone.table["video_id"])
+    for mine, theirs in zip(alone, together):
+        assert np.array_equal(mine.visual, theirs.visual) and np.array_equal(mine.head, theirs.head)
+        assert np.allclose(mine.audio, theirs.audio, atol=1e-4)
+        assert np.array_equal(mine.audio_valid, theirs.audio_valid)

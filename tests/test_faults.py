@@ -17,7 +17,8 @@ from mddr_utils.data import VideoFeatures
 from mddr_utils.data.demo_cohort import write_demo_video
 from mddr_utils.features import pipeline
 from mddr_utils.features.cache import CacheRepairWarning, FeatureCache
-from mddr_utils.features.pipeline import ExtractionError, VideoLeftOutWarning, extract_features, load_feature_cohort
+from mddr_utils.features.jobs import ExtractionError, VideoLeftOutWarning
+from mddr_utils.features.pipeline import extract_features, load_feature_cohort
 from mddr_utils.features.report import failures_table
 
 from test_pipeline import LABELS, index_row, inputs, modification_times, tiny_config  # noqa: F401 (fixture)

@@ -18,7 +18,8 @@ from transformers import HubertConfig, HubertModel
 from mddr_utils.data.avec import index_avec2014
 from mddr_utils.features.faces import NoFaceError
 from mddr_utils.features.head import HEAD_COLUMNS, match_openface, read_openface_csv
-from mddr_utils.features.pipeline import ExtractionConfig, ExtractionError, extract_features
+from mddr_utils.features.jobs import ExtractionError
+from mddr_utils.features.pipeline import ExtractionConfig, extract_features
 from mddr_utils.features.video import (InputMismatchWarning, check_audio_matches_video, frame_layout, load_audio,
                                        sample_frames)
 

@@ -18,7 +18,8 @@ from mddr_utils.features import pipeline
 from mddr_utils.features.acoustic import hubert_frame_count
 from mddr_utils.features.cache import FeatureCache, settings_hash
 from mddr_utils.features.faces import NoFaceError
-from mddr_utils.features.pipeline import ExtractionConfig, ExtractionError, extract_features, load_feature_cohort
+from mddr_utils.features.jobs import ExtractionError
+from mddr_utils.features.pipeline import ExtractionConfig, extract_features, load_feature_cohort
 from mddr_utils.features.report import extraction_report
 from mddr_utils.features.video import load_audio, sample_frames
 from mddr_utils.features.visual import resnet50_trunk

@@ -23,13 +23,14 @@ the silences between segments are unusable but an interviewer's prompt that was 
 kept. Telling the two voices apart would take a speaker model of its own.
 
 The cache is a `FeatureCache` (one .npz per session and modality with its provenance, and a
-manifest), with the rules of the video corpora's (`features.pipeline`): a session's file is
+manifest), run by the same rules as the video corpora's (`features.jobs`): a session's file is
 reused only while its settings hash and the identities of its input files (`cache.file_identity`)
 are unchanged (visual and head: the files `load_session` reads; audio: the WAV and the
 transcript); a damaged file is set aside and made again; every session is tried, one that fails
 is left out with a `VideoLeftOutWarning` naming its folder and why, recorded in the manifest and
-retried (last) on the next run. When everything is current no model is loaded and no file is
-written (the manifest only when what it records changed, a label say).
+retried (last) on the next run; under torchrun each process extracts its share of the sessions.
+When everything is current no model is loaded and no file is written (the manifest only when
+what it records changed, a label say).
 
 The visual and face settings of `ExtractionConfig` (weights, crops, head_source) do not apply here:
 the corpora ship those features already made.
@@ -37,7 +38,6 @@ the corpora ship those features already made.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict
 from functools import cached_property, partial
 from pathlib import Path
@@ -46,15 +46,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__
+from .. import __version__, distributed
 from ..data.container import AUDIO_RATE_HZ, Cohort, left_out_table
 from ..data.daic import DAIC_INDEX_COLUMNS, DAICWOZ, EDAIC, load_session, participant_speech_mask
 from ..data.scales import PHQ_8
-from ..device import autocast_dtype, pick_device
-from ..progress import progress_options
+from ..device import autocast_dtype
+from . import jobs
 from .acoustic import SAMPLE_RATE, HubertEncoder
 from .cache import FeatureCache, check_video_id, input_signature, settings_hashes, utc_now
-from .pipeline import ExtractionConfig, ExtractionError, VideoLeftOutWarning, assemble_video
+from .pipeline import ExtractionConfig, assemble_video
 from .video import load_audio
 
 COHORT_COLUMNS = ("video_id", "subject", "session", "task", "split", "label", "recording", "session_dir")
@@ -66,8 +66,6 @@ HEAD_SOURCES = {DAICWOZ: "CLNF_pose Tx..Rz + CLNF_gaze x_0..z_1, joined on frame
 SPEECH_RULES = {DAICWOZ: "Participant turns of the transcript (offsets, interruptions, [sync] and pre-Ellie "
                          "chatter handled)",
                 EDAIC: "every transcript segment (no speaker column)"}
-_REASON_ORDER = ("damaged cache file set aside", "cache file unreadable", "input file changed", "settings changed",
-                 "failed before", "not extracted yet")
 
 
 def corpus_of(index: pd.DataFrame) -> str:
@@ -100,8 +98,6 @@ def extract_daic_features(index: pd.DataFrame, cache_dir: str | Path, config: Ex
     Failures are handled as `config.on_error` says: "skip" warns once per session and leaves it out,
     "raise" raises an `ExtractionError` naming each after every session was tried.
     """
-    from tqdm.auto import tqdm
-
     corpus = corpus_of(index)
     table = index.reset_index(drop=True)
     for video_id in table["video_id"]:
@@ -109,26 +105,21 @@ def extract_daic_features(index: pd.DataFrame, cache_dir: str | Path, config: Ex
     cache = FeatureCache(cache_dir)
     settings = daic_settings(config, corpus)
     hashes = settings_hashes(settings)
-    previous = cache.read_manifest_or_none() or {}
-    repaired = {video_id for video_id, _, _ in cache.repair(table["video_id"], previous.get("files"))}
-    failed_before = {entry.get("video_id") for entry in previous.get("videos", [])
-                     if isinstance(entry, dict) and entry.get("failed")}
-    jobs, reasons, failures, inputs = _plan(table, cache, config, settings, hashes, repaired, failed_before)
-    _announce(cache, len(table), reasons, failures)
-    bar = tqdm(jobs, desc="features", unit="session", **progress_options(progress))
-    for job in bar:
-        bar.set_postfix_str(job.video_id)
-        try:
-            job.run()
-        except Exception as error:
-            failures[job.video_id] = _failure(job.row, error)
-    bar.close()
-    _write_manifest(cache, previous, table, config, settings, hashes, inputs, failures)
-    if failures and config.on_error == "raise":
-        raise ExtractionError("feature extraction failed: " + "; ".join(f["message"] for f in failures.values()))
-    for failure in failures.values():
-        warnings.warn(f"{failure['file']}: session left out, feature extraction failed ({failure['reason']})",
-                      VideoLeftOutWarning, stacklevel=2)
+    rank, world, started_group = distributed.setup()
+    try:
+        hubert = _Hubert(config, distributed.process_device(config.device, world), rank)
+        outcome = jobs.run_jobs(
+            table, cache, lambda row: _SessionJob(row, cache, config, settings, hashes, hubert), _failure,
+            lambda done: _write_manifest(cache, done.previous, table, config, settings, hashes, _inputs(done.plan),
+                                         done.failures),
+            rank, world, unit="sessions", progress=progress)
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    jobs.report_failures(outcome, config.on_error, rank, noun="session")
+    failures, inputs = outcome.failures, _inputs(outcome.plan)
     kept = table[~table["video_id"].isin(failures)]
     identity = {"settings": hashes,
                 "videos": {video_id: {modality: [[item["size"], item["sample_sha256"]] for item in files]
@@ -141,40 +132,22 @@ def extract_daic_features(index: pd.DataFrame, cache_dir: str | Path, config: Ex
                   scale=PHQ_8.name)
 
 
-def _plan(table: pd.DataFrame, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
-          repaired: set, failed_before: set) -> tuple[list["_SessionJob"], dict, dict, dict]:
-    """(jobs to run, those that failed before last; why each session is extracted; sessions whose input
-    files cannot be read; each readable session's input identities)."""
-    hubert = _Hubert(config)
-    jobs, reasons, failures, inputs = [], {}, {}, {}
-    for row in table.to_dict("records"):
-        try:
-            job = _SessionJob(row, cache, config, settings, hashes, hubert)
-        except Exception as error:
-            failures[row["video_id"]] = _failure(row, error)
-            continue
-        inputs[job.video_id] = job.inputs
-        stale = job.stale()
-        if stale:
-            why = set(stale.values()) | ({"damaged cache file set aside"} if job.video_id in repaired else set()) \
-                | ({"failed before"} if job.video_id in failed_before else set())
-            reasons[job.video_id] = next(reason for reason in _REASON_ORDER if reason in why)
-            jobs.append(job)
-    jobs.sort(key=lambda job: job.video_id in failed_before)
-    return jobs, reasons, failures, inputs
+def _inputs(plan: jobs.Plan) -> dict[str, dict]:
+    """Each session's input identities by modality, as its job found them (current sessions too)."""
+    return {video_id: job.inputs for video_id, job in plan.jobs.items()}
 
 
 class _Hubert:
     """The HuBERT encoder, built on first use, so that a run with nothing to extract loads no model."""
 
-    def __init__(self, config: ExtractionConfig):
-        self.config = config
+    def __init__(self, config: ExtractionConfig, device: torch.device, rank: int = 0):
+        self.config, self.device, self.rank = config, device, rank
 
     @cached_property
     def encoder(self) -> HubertEncoder:
         c = self.config
         return HubertEncoder(c.hubert, layer=c.hubert_layer, chunk_seconds=c.hubert_chunk_seconds,
-                             context_seconds=c.hubert_context_seconds, device=c.device, precision=c.precision,
+                             context_seconds=c.hubert_context_seconds, device=str(self.device), precision=c.precision,
                              seed=c.seed, offline=c.offline, normalize=c.hubert_normalize)
 
 
@@ -228,29 +201,19 @@ class _SessionJob:
             self.cache.write(modality, self.video_id, arrays, self._provenance(modality, extractor, weights, summary))
 
     def _provenance(self, modality: str, extractor: str, weights: str, summary: dict) -> dict:
-        device = pick_device(self.config.device)
+        device = self.hubert.device
         reduced = autocast_dtype(device) if modality == "audio" and self.config.precision == "auto" else None
         return {"modality": modality, "video_id": self.video_id, "extractor": extractor, "weights": weights,
                 "settings": self.settings[modality], "config_hash": self.hashes[modality],
                 "inputs": self.inputs[modality], "summary": summary,
                 "computed_in": str(reduced).replace("torch.", "") if reduced is not None else "float32",
-                "device": str(device), "mddr_utils": __version__, "torch": torch.__version__, "created": utc_now()}
+                "device": str(device), "process": self.hubert.rank, "mddr_utils": __version__, "torch": torch.__version__, "created": utc_now()}
 
 
 def _failure(row: dict, error: BaseException) -> dict:
     folder = row.get("session_dir") or str(Path(str(row.get("audio_path", ""))).parent)
     reason = f"{type(error).__name__}: {error}"
     return {"file": folder, "reason": reason, "message": f"session {row['video_id']!r} ({folder}): {reason}"}
-
-
-def _announce(cache: FeatureCache, total: int, reasons: dict[str, str], failures: dict) -> None:
-    if not reasons and not failures:
-        return
-    counts = pd.Series(list(reasons.values()), dtype=object).value_counts()
-    why = ", ".join(f"{count} {reason}" for reason, count in counts.items())
-    unusable = f"; {len(failures)} cannot be tried (an input file unreadable)" if failures else ""
-    print(f"features in {cache.root}: {total - len(reasons) - len(failures)} of {total} sessions current, "
-          f"extracting {len(reasons)}" + (f" ({why})" if reasons else "") + unusable, flush=True)
 
 
 def _write_manifest(cache: FeatureCache, previous: dict, table: pd.DataFrame, config: ExtractionConfig,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import sys
 import threading
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property, partial
@@ -44,11 +43,11 @@ import torch
 from .. import __version__
 from ..data.container import AUDIO_RATE_HZ, Cohort, VideoFeatures
 from ..device import autocast_dtype, pick_device
-from ..progress import progress_options
 from .acoustic import HUBERT_LARGE, RANDOM_SOURCES, SAMPLE_RATE, HubertEncoder, hub_revision
 from .cache import MODALITIES, FeatureCache, check_video_id, input_signature, settings_hashes, utc_now
 from ..data.container import left_out_table
 from .. import distributed
+from . import jobs
 from .faces import FaceCropper, FaceCrops, NoFaceError
 from .head import HeadPoseGazeEstimator, find_openface_csv, match_openface, read_openface_csv
 from .video import check_audio_matches_video, frame_layout, load_audio, sample_frames
@@ -57,14 +56,6 @@ from .visual import KEY_MAPS, VISUAL_DIM, VISUAL_WEIGHTS, Preprocessing, VisualE
 INDEX_REQUIRED = ("video_id", "video_path", "label")
 TABLE_COLUMNS = ("video_id", "subject", "session", "task", "split", "label", "video_path", "audio_path")
 HEAD_SOURCES = ("builtin", "openface")
-
-
-class ExtractionError(RuntimeError):
-    """Feature extraction failed for one or more videos; the message names each video and file."""
-
-
-class VideoLeftOutWarning(UserWarning):
-    """A video failed extraction and is left out of the cohort; the message names its file and why."""
 
 
 @dataclass(frozen=True)
@@ -232,8 +223,8 @@ def _prepare_index(index: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _missing_inputs(row) -> list[str]:
-    paths = [row.video_path] + ([row.audio_path] if row.audio_path else [])
+def _missing_inputs(row: dict) -> list[str]:
+    paths = [row["video_path"]] + ([row["audio_path"]] if row["audio_path"] else [])
     return [path for path in paths if not Path(path).is_file()]
 
 
@@ -291,13 +282,16 @@ class _VideoJob:
     leaves the cache as it was.
     """
 
-    def __init__(self, row, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
+    def __init__(self, row: dict, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
                  tools: _Extractors, modalities: tuple[str, ...] = MODALITIES):
+        missing = _missing_inputs(row)
+        if missing:
+            raise FileNotFoundError(f"{', '.join(missing)}: no such file")
         self.row, self.cache, self.config, self.modalities = row, cache, config, modalities
         self.settings, self.hashes, self.tools = settings, hashes, tools
-        self.video_id = row.video_id
-        self.video_path = Path(row.video_path)
-        self.audio_path = Path(row.audio_path) if row.audio_path else self.video_path
+        self.video_id = row["video_id"]
+        self.video_path = Path(row["video_path"])
+        self.audio_path = Path(row["audio_path"]) if row["audio_path"] else self.video_path
         self.openface_csv = (find_openface_csv(config.openface_dir, self.video_path, self.video_id)
                              if config.head_source == "openface" else None)
         self.inputs = {"visual": input_signature([self.video_path]), "audio": input_signature([self.audio_path]),
@@ -485,67 +479,12 @@ def prefetched(items: Iterable, depth: int = 2) -> Iterator:
         thread.join()
 
 
-def _describe_failure(row, error: BaseException) -> str:
-    return f"video {row.video_id!r} ({row.video_path}): {type(error).__name__}: {error}"
-
-
-def _failure(row, error: BaseException) -> dict:
+def _failure(row: dict, error: BaseException) -> dict:
     """What the manifest and `Cohort.left_out` keep of one failure: the file, the reason, the full message."""
     missing = _missing_inputs(row)
-    return {"file": missing[0] if missing else str(row.video_path), "reason": f"{type(error).__name__}: {error}",
-            "message": _describe_failure(row, error)}
-
-
-_REASON_ORDER = ("damaged cache file set aside", "cache file unreadable", "input file changed", "settings changed",
-                 "failed before", "not extracted yet")
-
-
-def _plan(table: pd.DataFrame, cache: FeatureCache, config: ExtractionConfig, settings: dict, hashes: dict,
-          tools: "_Extractors", failed_before: set, repaired: set,
-          modalities: tuple[str, ...]) -> tuple[list, dict, dict, Exception | None]:
-    """(jobs to run, in order; why each video is extracted; failures found while planning; the first of them)."""
-    jobs, reasons, failures, sizes, retried = [], {}, {}, {}, {}
-    first_error = None
-    for row in table.itertuples(index=False):
-        try:
-            missing = _missing_inputs(row)
-            if missing:
-                raise FileNotFoundError(f"{', '.join(missing)}: no such file")
-            job = _VideoJob(row, cache, config, settings, hashes, tools, modalities)
-            stale = job.stale()
-        except Exception as error:
-            failures[row.video_id] = _failure(row, error)
-            first_error = first_error or error
-            continue
-        if not stale:
-            continue
-        why = set(stale.values())
-        if row.video_id in repaired:
-            why.add("damaged cache file set aside")
-        if row.video_id in failed_before:
-            why.add("failed before")
-        reasons[row.video_id] = next(reason for reason in _REASON_ORDER if reason in why)
-        jobs.append(job)
-        sizes[row.video_id] = job.video_path.stat().st_size
-        retried[row.video_id] = row.video_id in failed_before
-    # Videos that failed before go last, so that one that fails again never delays the others;
-    # otherwise largest first, so that the shares of several processes weigh about the same.
-    jobs.sort(key=lambda job: (retried[job.video_id], -sizes[job.video_id], job.video_id))
-    return jobs, reasons, failures, first_error
-
-
-def _announce(cache: FeatureCache, total: int, reasons: dict[str, str], failures: dict,
-              modalities: tuple[str, ...]) -> None:
-    if not reasons and not failures:
-        return
-    counts = pd.Series(list(reasons.values()), dtype=object).value_counts()
-    why = ", ".join(f"{count} {reason}" for reason, count in counts.items())
-    changed = [video_id for video_id, reason in reasons.items() if reason != "not extracted yet"]
-    named = f" [{', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}]" if changed else ""
-    unusable = f"; {len(failures)} cannot be tried (input missing or unreadable)" if failures else ""
-    which = "features" if set(modalities) == set(MODALITIES) else f"{' and '.join(modalities)} features"
-    print(f"{which} in {cache.root}: {total - len(reasons) - len(failures)} of {total} videos current, "
-          f"extracting {len(reasons)}" + (f" ({why}){named}" if reasons else "") + unusable, flush=True)
+    reason = f"{type(error).__name__}: {error}"
+    return {"file": missing[0] if missing else str(row["video_path"]), "reason": reason,
+            "message": f"video {row['video_id']!r} ({row['video_path']}): {reason}"}
 
 
 def extract_features(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionConfig,
@@ -564,62 +503,30 @@ def update_cache(index: pd.DataFrame, cache_dir: str | Path, config: ExtractionC
     and recorded in the manifest. Runs unchanged under torchrun: each process takes a disjoint
     share of the videos to extract and rank 0 writes the manifest after all have finished.
     """
-    from tqdm.auto import tqdm
-
     modalities = _check_modalities(modalities)
     table = _prepare_index(index)
     cache = FeatureCache(cache_dir)
     settings = config.modality_settings()
     hashes = settings_hashes(settings)
+    which = "features" if set(modalities) == set(MODALITIES) else f"{' and '.join(modalities)} features"
     rank, world, started_group = distributed.setup()
     try:
-        if rank == 0:
-            previous = cache.read_manifest_or_none() or {}
-            repaired = {video_id for video_id, _, _ in cache.repair(table["video_id"], previous.get("files"))}
-        else:
-            previous, repaired = {}, set()
-        distributed.barrier(world)
-        previous, repaired = distributed.gather((previous, repaired), world)[0]
-        failed_before = {entry.get("video_id") for entry in previous.get("videos", [])
-                         if isinstance(entry, dict) and entry.get("failed")}
         tools = _Extractors(config, distributed.process_device(config.device, world), rank)
-        jobs, reasons, unplanned, first_error = _plan(table, cache, config, settings, hashes, tools, failed_before,
-                                                      repaired, modalities)
-        if rank == 0:
-            _announce(cache, len(table), reasons, unplanned, modalities)
-        distributed.barrier(world)  # every process plans before any writes, so that all plans, and so the shares, agree
-        share = jobs[rank::world]
-        failures: dict[str, dict] = {}
-        bar = tqdm(share, total=len(share), desc="features", unit="video", **progress_options(progress and rank == 0))
         try:
-            for job in bar:
-                bar.set_postfix_str(job.video_id)
-                try:
-                    job.run()
-                except Exception as error:
-                    failures[job.video_id] = _failure(job.row, error)
-                    first_error = first_error or error
+            # Largest first, so that the shares of several processes weigh about the same.
+            outcome = jobs.run_jobs(
+                table, cache, lambda row: _VideoJob(row, cache, config, settings, hashes, tools, modalities),
+                _failure, lambda done: _write_manifest(cache, table, config, settings, hashes, done.failures, done.world),
+                rank, world, order=lambda job: (-job.video_path.stat().st_size, job.video_id), what=which,
+                progress=progress)
         finally:
-            bar.close()
             tools.close()
-        all_failures = dict(unplanned)
-        for part in distributed.gather(failures, world):
-            all_failures.update(part)
-        if rank == 0:
-            _write_manifest(cache, table, config, settings, hashes, all_failures, world)
-        distributed.barrier(world)
     finally:
         if started_group:
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    if all_failures and config.on_error == "raise":
-        message = "feature extraction failed: " + "; ".join(f["message"] for f in all_failures.values())
-        raise ExtractionError(message) from first_error
-    if rank == 0:
-        for failure in all_failures.values():
-            warnings.warn(f"{failure['file']}: left out, feature extraction failed ({failure['reason']})",
-                          VideoLeftOutWarning, stacklevel=2)
+    jobs.report_failures(outcome, config.on_error, rank)
 
 
 def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:

@@ -265,3 +265,23 @@ def test_sessions_are_shared_out_under_torchrun(trees, tiny_hubert, tmp_path):
         assert np.array_equal(mine.visual, theirs.visual) and np.array_equal(mine.head, theirs.head)
         assert np.allclose(mine.audio, theirs.audio, atol=1e-4)
         assert np.array_equal(mine.audio_valid, theirs.audio_valid)
+
+
+def test_delta_is_cross_validated_on_the_corpus_own_sessions_and_scale(trees, tiny_hubert, tmp_path):
+    """Chapter 14's δ cross-validation on E-DAIC: folds of its own Training and Development people,
+    trained on PHQ-8 (clamp and DRLoss bands), Testing never read."""
+    from mddr_utils.evaluation import crossval
+
+    root, _ = trees["edaic"]
+    cohort = load("edaic", root, tmp_path / "data", tiny_hubert)
+    scored = crossval.delta_cross_validation(cohort, [1.0, 2.0], 2, "smoke", 0, tmp_path / "data",
+                                             tmp_path / "results", progress=False)
+    assert sorted(scored["delta"].unique()) == [1.0, 2.0] and len(scored) == 4
+    pool = cohort.table[cohort.table["split"].isin(["Training", "Development"])]
+    assert set(scored["train_videos"] + scored["held_out_videos"]) == {len(pool)}
+    saved = [json.loads(path.read_text()) for path in (tmp_path / "results" / "runs").glob("cv_smoke_*.json")]
+    assert len(saved) == 4
+    assert {run["model"]["label_scale"] for run in saved} == {"PHQ-8"}
+    testing = set(cohort.table.loc[cohort.table["split"] == "Testing", "video_id"])
+    assert all(testing.isdisjoint(run["kept"] + run["held"]) for run in saved)
+    assert crossval.choose_delta(scored)[0] in (1.0, 2.0)

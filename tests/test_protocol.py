@@ -217,10 +217,21 @@ def test_cross_validation_folds_keep_subjects_apart(cohort):
 def test_delta_cross_validation_scores_every_delta_and_fold(cohort, folders):
     cv = crossval.delta_cross_validation(cohort, [0.0, 4.0], 2, "smoke", 0, progress=False, **folders)
     assert len(cv) == 4 and set(cv["delta"]) == {0.0, 4.0} and (cv["epochs"] == 2).all()
-    chosen, summary = crossval.choose_delta(cv)
-    assert chosen == summary[("rmse", "mean")].idxmin()
+    assert set(cv["weight"]) == {0.1}
+    delta, weight, summary = crossval.choose_delta(cv)
+    assert (delta, weight) == summary[("rmse", "mean")].idxmin()
     again = crossval.delta_cross_validation(cohort, [0.0, 4.0], 2, "smoke", 0, progress=False, **folders)
     pd.testing.assert_frame_equal(cv, again)
+
+
+def test_delta_and_weight_are_cross_validated_together(cohort, folders):
+    cv = crossval.delta_cross_validation(cohort, [0.0, 4.0], 2, "smoke", 0, progress=False, weights=(0.1, 0.5),
+                                         **folders)
+    assert len(cv) == 8 and set(zip(cv["delta"], cv["weight"])) == {(0.0, 0.1), (0.0, 0.5), (4.0, 0.1), (4.0, 0.5)}
+    runs_by_weight = cv.groupby("weight")["rmse"].apply(list)
+    assert runs_by_weight[0.1] != runs_by_weight[0.5]  # w reaches the loss: the runs differ
+    delta, weight, summary = crossval.choose_delta(cv, "mae")
+    assert summary.loc[(delta, weight), ("mae", "mean")] == summary[("mae", "mean")].min()
 
 
 def test_outliers_are_counted_per_seed():

@@ -1,4 +1,5 @@
-"""DRLoss's δ chosen by cross-validation on Training + Development, folds grouped by subject (section 3.5)."""
+"""DRLoss's δ (and weight w) chosen by cross-validation on Training + Development, folds grouped by subject
+(section 3.5)."""
 from __future__ import annotations
 
 import json
@@ -15,11 +16,13 @@ from .runs import read_saved, write_atomically
 
 
 CROSS_VALIDATION = {
-    "smoke": dict(deltas=(0.0, 2.0), folds=2, train={}),
-    "demo": dict(deltas=(0.0, 1.0, 2.0, 4.0), folds=3, train={"num_epochs": 20, "lr_step": 15}),
-    "paper": dict(deltas=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0), folds=5, train={}),
+    "smoke": dict(deltas=(0.0, 2.0), weights=(0.1,), folds=2, train={}),
+    "demo": dict(deltas=(0.0, 1.0, 2.0, 4.0), weights=(0.1,), folds=3, train={"num_epochs": 20, "lr_step": 15}),
+    "paper": dict(deltas=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0), weights=(0.05, 0.1, 0.2), folds=5, train={}),
 }
-"""δ cross-validation per profile: the δ grid, the folds and the recipe's changes (demo: half the epochs, to fit the book's time)."""
+"""δ cross-validation per profile: the δ grid, the DRLoss weights w tried with each δ (the paper's 0.1
+alone, except in the paper profile), the folds and the recipe's changes (demo: half the epochs, to
+fit the book's time)."""
 
 
 def cross_validation_folds(cohort, folds: int) -> list[tuple[list[str], list[str]]]:
@@ -40,21 +43,23 @@ def cross_validation_folds(cohort, folds: int) -> list[tuple[list[str], list[str
 
 def delta_cross_validation(cohort, deltas: Sequence[float], folds: int, profile: str, seed: int,
                            data_dir: str | Path, results_dir: str | Path, train_overrides: dict | None = None,
-                           model_overrides: dict | None = None, progress: bool = True) -> pd.DataFrame:
-    """DRLoss's δ by cross-validation on Training + Development, folds grouped by subject (section 3.5).
+                           model_overrides: dict | None = None, progress: bool = True,
+                           weights: Sequence[float] = (0.1,)) -> pd.DataFrame:
+    """DRLoss's δ and weight w by cross-validation on Training + Development, folds grouped by subject
+    (section 3.5); one row per (δ, w, fold).
 
-    Each (δ, fold) trains MDDR on the other folds for a fixed number of epochs and scores the
+    Each (δ, w, fold) trains MDDR on the other folds for a fixed number of epochs and scores the
     held-out fold at the last epoch: no epoch is chosen on the fold it is scored on. Testing is
     not used. Each run is saved under `results_dir/runs` and reused.
     """
     cohort = cohort.in_memory()
     split = cross_validation_folds(cohort, folds)
     rows = []
-    jobs = [(delta, fold) for delta in deltas for fold in range(folds)]
-    for delta, fold in tqdm(jobs, desc="δ × fold", **training.progress_options(progress)):
+    jobs = [(delta, weight, fold) for delta in deltas for weight in weights for fold in range(folds)]
+    for delta, weight, fold in tqdm(jobs, desc="δ × w × fold", **training.progress_options(progress)):
         kept, held = split[fold]
-        overrides = {**(train_overrides or {}), "loss": "drloss", "delta": float(delta)}
-        rows.append({"delta": float(delta), "fold": fold,
+        overrides = {**(train_overrides or {}), "loss": "drloss", "delta": float(delta), "loss_weight": float(weight)}
+        rows.append({"delta": float(delta), "weight": float(weight), "fold": fold,
                      **_cross_validation_run(cohort, kept, held, profile, seed, results_dir, overrides,
                                              model_overrides)})
     return pd.DataFrame(rows)
@@ -83,7 +88,8 @@ def _cross_validation_run(cohort, kept: list[str], held: list[str], profile: str
     return scores
 
 
-def choose_delta(cross_validation: pd.DataFrame, metric: str = "rmse") -> tuple[float, pd.DataFrame]:
-    """The δ with the lowest mean held-out `metric` over folds, and the per-δ mean and std."""
-    summary = cross_validation.groupby("delta")[["mae", "rmse"]].agg(["mean", "std"])
-    return float(summary[(metric, "mean")].idxmin()), summary
+def choose_delta(cross_validation: pd.DataFrame, metric: str = "rmse") -> tuple[float, float, pd.DataFrame]:
+    """The (δ, w) with the lowest mean held-out `metric` over folds, and the mean and std per (δ, w)."""
+    summary = cross_validation.groupby(["delta", "weight"])[["mae", "rmse"]].agg(["mean", "std"])
+    delta, weight = summary[(metric, "mean")].idxmin()
+    return float(delta), float(weight), summary

@@ -104,5 +104,5 @@ def test_figure4_and_delta_results():
     assert figure["paper_outliers"] == {"DRLoss": 43, "Huber": 47}
     assert {row["loss"] for row in figure["rows"]} == {"DRLoss", "Huber"}
     _, delta = _chapter("14_delta_cv")
-    assert delta["chosen_delta"] in delta["deltas"]
-    assert len(delta["rows"]) == len(delta["deltas"]) * delta["folds"]
+    assert delta["chosen_delta"] in delta["deltas"] and delta["chosen_weight"] in delta["weights"]
+    assert len(delta["rows"]) == len(delta["deltas"]) * len(delta["weights"]) * delta["folds"]

@@ -44,9 +44,10 @@ class VideoLeftOutWarning(UserWarning):
 
 
 class Job(Protocol):
-    """One video's extraction: which modalities are stale and why, and the run that makes them."""
+    """One video's extraction: its index row, which modalities are stale and why, and the run that makes them."""
 
     video_id: str
+    row: dict
 
     def stale(self) -> dict[str, str]: ...
 

@@ -203,6 +203,13 @@ class FeatureCache:
             return "input file changed"
         return None
 
+    def stale_modalities(self, video_id: str, hashes: dict[str, str], inputs: dict[str, list],
+                         modalities=MODALITIES) -> dict[str, str]:
+        """`why_stale` of each of `modalities` for one video, keeping only those that are not current."""
+        reasons = {modality: self.why_stale(modality, video_id, hashes[modality], inputs[modality])
+                   for modality in modalities}
+        return {modality: reason for modality, reason in reasons.items() if reason is not None}
+
     def is_current(self, modality: str, video_id: str, config_hash: str, inputs: list | None = None) -> bool:
         """Whether the file exists and was made with these settings (and these input files, if given)."""
         return self.why_stale(modality, video_id, config_hash, inputs) is None

@@ -169,9 +169,7 @@ class _SessionJob:
 
     def stale(self) -> dict[str, str]:
         """The modalities whose cache file is missing, unreadable or made with other settings or inputs, and why."""
-        reasons = {modality: self.cache.why_stale(modality, self.video_id, self.hashes[modality], self.inputs[modality])
-                   for modality in ("visual", "head", "audio")}
-        return {modality: reason for modality, reason in reasons.items() if reason is not None}
+        return self.cache.stale_modalities(self.video_id, self.hashes, self.inputs)
 
     def run(self) -> None:
         """Read the streams and / or encode the audio, whichever is stale, then write them."""

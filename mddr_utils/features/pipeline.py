@@ -300,8 +300,7 @@ class _VideoJob:
 
     def stale(self) -> dict[str, str]:
         """The wanted modalities whose cache file is missing, unreadable or made with other settings or inputs, and why."""
-        reasons = {m: self.cache.why_stale(m, self.video_id, self.hashes[m], self.inputs[m]) for m in self.modalities}
-        return {modality: reason for modality, reason in reasons.items() if reason is not None}
+        return self.cache.stale_modalities(self.video_id, self.hashes, self.inputs, self.modalities)
 
     def run(self) -> None:
         """Check the cheap things first (the video's frames, the OpenFace CSV, the audio), then compute, then write."""

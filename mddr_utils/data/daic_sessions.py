@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..features.acoustic import SAMPLE_RATE
 from .demo_cohort import write_demo_video
 from .demo_face import expression_fractions
 from .demo_voice import synthesise_voice
@@ -69,7 +70,6 @@ render and to search for the face, and still about 75 pixels of face."""
 RESNET_CROP_SIZE = 96
 FAILED_FRAME_PERIOD = 50
 """Every 50th frame, from the 26th, is a tracking failure (zeros, success 0), so sampled frames include failures."""
-SAMPLE_RATE = 16000
 ELLIE_F0 = 260.0
 ELLIE_PITCH_SD = 2.0
 ELLIE_GAIN = 0.5
